@@ -1,0 +1,149 @@
+"""SV2 frames: the 6-byte header and a streaming decoder.
+
+A frame is ``extension_type (U16, bit 15 = channel_msg) | msg_type (U8) | length (U24)``
+followed by ``length`` payload bytes.  The decoders here are sans-I/O: feed them whatever
+chunks the transport produced (one byte, or many frames at once) and pull whole frames
+or messages out; ``None`` means "need more bytes".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import codec, errors
+from .messages import Message
+from .schema import CHANNEL_BIT, EXTENSION_TYPE_MASK, FRAME_HEADER_SIZE, MAX_PAYLOAD
+
+
+@dataclass(slots=True)
+class Frame:
+    """One plaintext frame. ``extension_type`` excludes the channel bit."""
+
+    extension_type: int
+    msg_type: int
+    payload: bytes
+    channel_msg: bool = False
+
+    def header(self) -> bytes:
+        return encode_header(self.extension_type, self.channel_msg, self.msg_type,
+                             len(self.payload))
+
+    def to_bytes(self) -> bytes:
+        return self.header() + self.payload
+
+
+def encode_header(extension_type: int, channel_msg: bool, msg_type: int, length: int) -> bytes:
+    """The 6-byte header; refuses values the header cannot carry."""
+    if not 0 <= extension_type <= EXTENSION_TYPE_MASK:
+        raise errors.EncodeError(f"extension_type {extension_type} is not in 0..0x7fff")
+    if not 0 <= msg_type <= 0xFF:
+        raise errors.EncodeError(f"msg_type {msg_type} is not in 0..255")
+    if not 0 <= length <= MAX_PAYLOAD:
+        raise errors.FrameTooLargeError(length, MAX_PAYLOAD)
+    ext = extension_type | (CHANNEL_BIT if channel_msg else 0)
+    return ext.to_bytes(2, "little") + bytes((msg_type,)) + length.to_bytes(3, "little")
+
+
+def decode_header(data: bytes) -> tuple[int, bool, int, int]:
+    """(extension_type, channel_msg, msg_type, length) from exactly 6 bytes."""
+    if len(data) != FRAME_HEADER_SIZE:
+        raise errors.FramingError(f"a frame header is 6 bytes, got {len(data)}")
+    ext = data[0] | (data[1] << 8)
+    return ext & EXTENSION_TYPE_MASK, bool(ext & CHANNEL_BIT), data[2], int.from_bytes(
+        data[3:6], "little")
+
+
+def encode_message(msg: Message) -> bytes:
+    """A whole plaintext frame (header + payload) for one message."""
+    ext, msg_type, channel = codec.message_type_of(msg)
+    payload = codec.encode_payload(msg)
+    return encode_header(ext, channel, msg_type, len(payload)) + payload
+
+
+def decode_frame(frame: Frame) -> Message:
+    """The message carried by a frame (UnknownMessageError for types we don't know)."""
+    msg = codec.decode_payload(frame.extension_type, frame.msg_type, frame.payload)
+    if msg.SPEC.channel_msg != frame.channel_msg:
+        raise errors.DecodeError(
+            f"channel_msg bit is {int(frame.channel_msg)}, the spec says "
+            f"{int(msg.SPEC.channel_msg)}", message=msg.SPEC.name)
+    return msg
+
+
+class FrameDecoder:
+    """Reassembles frames from arbitrary chunks.
+
+    ``max_payload`` lets a server refuse large frames from untrusted peers before
+    buffering them.  After a FrameTooLargeError the stream cannot be resynchronised, so
+    the decoder stays failed and re-raises.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD):
+        if not 0 <= max_payload <= MAX_PAYLOAD:
+            raise ValueError(f"max_payload must be in 0..{MAX_PAYLOAD}")
+        self.max_payload = max_payload
+        self._buf = bytearray()
+        self._pos = 0
+        self._error: errors.Sv2Error | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a frame."""
+        return len(self._buf) - self._pos
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos * 2 >= len(self._buf):
+            del self._buf[:self._pos]  # compact lazily: O(1) amortised per byte
+            self._pos = 0
+        self._buf += data
+
+    def next_frame(self) -> Frame | None:
+        """The next whole frame, or None if more bytes are needed."""
+        if self._error is not None:
+            raise self._error
+        avail = len(self._buf) - self._pos
+        if avail < FRAME_HEADER_SIZE:
+            return None
+        p = self._pos
+        buf = self._buf
+        ext, channel, msg_type, length = decode_header(bytes(buf[p:p + FRAME_HEADER_SIZE]))
+        if length > self.max_payload:
+            self._error = errors.FrameTooLargeError(length, self.max_payload)
+            raise self._error
+        end = p + FRAME_HEADER_SIZE + length
+        if end > len(buf):
+            return None
+        payload = bytes(buf[p + FRAME_HEADER_SIZE:end])
+        self._pos = end
+        return Frame(ext, msg_type, payload, channel)
+
+    def __iter__(self):
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+
+class MessageDecoder:
+    """Frames to messages, with the spec's rules for what cannot be understood.
+
+    Frames of a non-zero extension type are discarded (spec 3.2: extensions we did not
+    negotiate are ignored) and counted in ``discarded``.  A frame of extension 0 with an
+    unknown msg_type raises UnknownMessageError *after* being consumed, so the caller
+    may log it and keep reading.
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD):
+        self.frames = FrameDecoder(max_payload)
+        self.discarded = 0
+
+    def feed(self, data: bytes) -> None:
+        self.frames.feed(data)
+
+    def next_message(self) -> Message | None:
+        while True:
+            frame = self.frames.next_frame()
+            if frame is None:
+                return None
+            if frame.extension_type != 0:
+                self.discarded += 1
+                continue
+            return decode_frame(frame)
