@@ -17,13 +17,13 @@ class Sv2Error(Exception):
 
 
 class CodecError(Sv2Error, ValueError):
-    """Bytes that are not a valid SV2 message, or a message that cannot be encoded."""
+    """Bytes that are not a valid SV2 message, or a message that cannot be encoded.
+
+    Names the message, the field and (when decoding) the byte offset, so an operator can
+    find the problem in a hex dump without a debugger.
+    """
 
     status = "SV2_ERR_DECODE"
-
-
-class DecodeError(CodecError):
-    """A payload does not decode; names the message, the field and the byte offset."""
 
     def __init__(self, reason: str, *, message: str | None = None, field: str | None = None,
                  offset: int | None = None):
@@ -39,6 +39,10 @@ class DecodeError(CodecError):
         if offset is not None:
             where.append(f"at byte {offset}")
         super().__init__(f"{' '.join(where)}: {reason}" if where else reason)
+
+
+class DecodeError(CodecError):
+    """A payload does not decode."""
 
 
 class TruncatedError(DecodeError):
@@ -97,3 +101,131 @@ class FrameTooLargeError(FramingError):
         self.length = length
         self.limit = limit
         super().__init__(f"frame payload of {length} bytes exceeds the limit of {limit} bytes")
+
+
+# ---- Noise transport, keys, certificates, connections (issue 3) ----------------------
+
+
+class HandshakeError(Sv2Error):
+    """The Noise handshake failed or was not finished; the connection must be dropped."""
+
+    status = "SV2_ERR_HANDSHAKE"
+
+
+class InvalidEllSwiftError(HandshakeError):
+    """A public key is not a usable 64-byte ElligatorSwift encoding.
+
+    BIP324 maps *every* 64-byte string to a curve point, so libsecp256k1 refuses nothing
+    of the right length: in practice this means a wrong length or a refused secret key.
+    """
+
+
+class NotEstablishedError(HandshakeError):
+    """An application message was sent (or bytes arrived) before the handshake finished."""
+
+
+class DecryptionError(Sv2Error):
+    """A ChaCha20-Poly1305 tag does not verify: the bytes were tampered with or misframed."""
+
+    status = "SV2_ERR_DECRYPTION"
+
+
+class HandshakeDecryptionError(DecryptionError, HandshakeError):
+    """A bad tag inside act 2: both a decryption failure and a failed handshake."""
+
+    status = "SV2_ERR_HANDSHAKE"
+
+
+class NonceExhaustedError(Sv2Error):
+    """A cipher state reached nonce 2^64-1, which Noise reserves; SV2 has no rekey."""
+
+    status = "SV2_ERR_CLOSED"
+
+
+class CertificateError(HandshakeError):
+    """The responder's SIGNATURE_NOISE_MESSAGE does not prove it speaks for the authority."""
+
+
+class CertificateExpiredError(CertificateError):
+    """now > not_valid_after + leeway."""
+
+
+class CertificateNotYetValidError(CertificateError):
+    """now < valid_from - leeway."""
+
+
+class CertificateWrongSignerError(CertificateError):
+    """The signature is not by the expected authority key (wrong signer or tampered)."""
+
+
+class CertificateVersionError(CertificateError):
+    """A certificate version other than 0, the only one defined."""
+
+
+class ConnectionClosed(Sv2Error):
+    """The peer closed the connection (or it was closed locally)."""
+
+    status = "SV2_ERR_CLOSED"
+
+
+class KeyFormatError(Sv2Error, ValueError):
+    """A key in text or file form cannot be used."""
+
+    status = "SV2_ERR_INVALID_ARGUMENT"
+
+
+class KeyChecksumError(KeyFormatError):
+    """The base58check checksum does not match (a typo in a copied key)."""
+
+
+class KeyVersionError(KeyFormatError):
+    """An authority public key whose 2-byte version prefix is not 1."""
+
+
+class KeyLengthError(KeyFormatError):
+    """A decoded key has the wrong number of bytes."""
+
+
+class InvalidKeyError(KeyFormatError):
+    """32 bytes that are not a secp256k1 secret key (0 or >= n) or not an x-only point."""
+
+
+# ---- Bitcoin consensus data and the template provider (issue 5) -------------------------
+
+
+class BitcoinDecodeError(Sv2Error, ValueError):
+    """Bytes that are not a valid transaction, header or block (truncated, trailing bytes,
+    non-canonical sizes, impossible values)."""
+
+    status = "SV2_ERR_DECODE"
+
+
+class InvalidTemplateError(Sv2Error, ValueError):
+    """A block template (pushed serialized block, getblocktemplate result) that a TP cannot
+    serve: no BIP34 height, no reward output, wrong coinbase shape, ..."""
+
+    status = "SV2_ERR_INVALID_ARGUMENT"
+
+
+class BlockRejectedError(Sv2Error):
+    """A block was refused: bad proof of work, merkle root, coinbase, or the node said no."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ProtocolViolationError(Sv2Error):
+    """A peer broke the session rules (message out of order, impossible constraints, rate
+    limit exceeded); its connection is closed, others are unaffected."""
+
+    status = "SV2_ERR_CLOSED"
+
+
+class RpcError(Sv2Error):
+    """The bitcoind JSON-RPC source failed (node unreachable, auth refused, RPC error)."""
+
+    def __init__(self, reason: str, code: int | None = None):
+        self.reason = reason
+        self.code = code
+        super().__init__(reason if code is None else f"{reason} (code {code})")
