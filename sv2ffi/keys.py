@@ -1,0 +1,348 @@
+"""secp256k1 keys for SV2: key pairs, ElligatorSwift, certificates, key text and files.
+
+All curve arithmetic is libsecp256k1's, reached through coincurve (its public API where
+it has one, ``coincurve._libsecp256k1`` for ElligatorSwift, which coincurve 21 does not
+wrap).  This module only moves bytes in and out and turns refusals into typed errors.
+
+Why ElligatorSwift: SV2's Noise handshake sends public keys as 64-byte BIP324 encodings
+that look like random bytes.  An encoding is randomized, so a test vector has to pin
+the 64-byte encoding next to the secret key (``EllSwiftKey``), not just the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from coincurve import PrivateKey, PublicKey, PublicKeyXOnly
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+
+from . import base58, errors
+
+Rng = Callable[[int], bytes]
+
+ELLSWIFT_SIZE = 64
+#: Version prefix of an authority public key in text form (U16 LE 1: bytes 01 00).
+AUTHORITY_KEY_VERSION = 1
+
+_CTX = GLOBAL_CONTEXT.ctx
+
+
+def _need(name: str, value: bytes, size: int) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise errors.KeyFormatError(f"{name} must be bytes, got {type(value).__name__}")
+    value = bytes(value)
+    if len(value) != size:
+        raise errors.KeyLengthError(f"{name} must be {size} bytes, got {len(value)}")
+    return value
+
+
+# ---- key pairs -----------------------------------------------------------------------
+
+
+class Keypair:
+    """A secp256k1 secret key and its BIP340 x-only public key."""
+
+    __slots__ = ("secret", "xonly", "_private")
+
+    def __init__(self, secret: bytes):
+        secret = _need("secret key", secret, 32)
+        try:
+            self._private = PrivateKey(secret)
+        except ValueError:
+            raise errors.InvalidKeyError("secret key is 0 or not below the curve order") from None
+        self.secret = secret
+        self.xonly = self._private.public_key_xonly.format()
+
+    @classmethod
+    def generate(cls, rng: Rng | None = None) -> "Keypair":
+        """A fresh key pair; ``rng(n) -> n bytes`` is injectable for reproducible tests."""
+        rng = rng or os.urandom
+        for _ in range(128):  # an out-of-range draw has probability ~2^-128
+            try:
+                return cls(rng(32))
+            except errors.InvalidKeyError:
+                continue
+        raise errors.InvalidKeyError("the random source keeps returning invalid secret keys")
+
+    def sign_schnorr(self, msg32: bytes, aux: bytes = bytes(32)) -> bytes:
+        """BIP340 signature over a 32-byte message (zero aux, as sv2-tp, by default)."""
+        return self._private.sign_schnorr(_need("message", msg32, 32), _need("aux", aux, 32))
+
+    def ellswift(self, aux: bytes) -> bytes:
+        """A 64-byte ElligatorSwift encoding of the public key (randomized by ``aux``)."""
+        out = ffi.new("unsigned char[64]")
+        if not lib.secp256k1_ellswift_create(_CTX, out, self.secret, _need("aux", aux, 32)):
+            raise errors.InvalidEllSwiftError("libsecp256k1 refused to encode the key")
+        return bytes(ffi.buffer(out, 64))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keypair) and other.secret == self.secret
+
+    def __hash__(self) -> int:
+        return hash(self.xonly)
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"Keypair(xonly={self.xonly.hex()})"
+
+
+def ellswift_decode_x(encoding: bytes) -> bytes:
+    """The x coordinate (32 B, big-endian) of the point an encoding stands for.
+
+    BIP324 decoding is total: every 64-byte string maps to a point and
+    ``secp256k1_ellswift_decode`` is documented to always succeed, so only a wrong
+    length can be "invalid" here.  The check on its return value stays in case a future
+    library version refuses something.
+    """
+    encoding = _need_ellswift(encoding)
+    pub = ffi.new("secp256k1_pubkey *")
+    if not lib.secp256k1_ellswift_decode(_CTX, pub, encoding):
+        raise errors.InvalidEllSwiftError("libsecp256k1 refused the ElligatorSwift encoding")
+    return PublicKey(pub).format(compressed=True)[1:]
+
+
+def ellswift_ecdh(ell_a: bytes, ell_b: bytes, secret: bytes, we_are_a: bool) -> bytes:
+    """BIP324's x-only ECDH: SHA256(tag || tag || ell_a || ell_b || x(secret*their point)).
+
+    Party A is always the handshake initiator (sv2-digest 5.1), whichever side calls.
+    """
+    out = ffi.new("unsigned char[32]")
+    ok = lib.secp256k1_ellswift_xdh(
+        _CTX, out, _need_ellswift(ell_a), _need_ellswift(ell_b), _need("secret key", secret, 32),
+        0 if we_are_a else 1, lib.secp256k1_ellswift_xdh_hash_function_bip324, ffi.NULL)
+    if not ok:
+        raise errors.InvalidEllSwiftError("libsecp256k1 refused the ECDH (invalid secret key)")
+    return bytes(ffi.buffer(out, 32))
+
+
+def _need_ellswift(encoding: bytes) -> bytes:
+    if not isinstance(encoding, (bytes, bytearray, memoryview)) or len(encoding) != ELLSWIFT_SIZE:
+        n = len(encoding) if isinstance(encoding, (bytes, bytearray, memoryview)) else "no"
+        raise errors.InvalidEllSwiftError(f"an ElligatorSwift key is 64 bytes, got {n}")
+    return bytes(encoding)
+
+
+@dataclass(frozen=True)
+class EllSwiftKey:
+    """A key pair together with one fixed ElligatorSwift encoding of its public key.
+
+    Handshakes create these fresh; tests and vectors build them from pinned bytes.
+    """
+
+    keypair: Keypair
+    encoding: bytes
+
+    def __post_init__(self):
+        if ellswift_decode_x(self.encoding) != _x_of(self.keypair):
+            raise errors.InvalidEllSwiftError("the encoding does not belong to the secret key")
+
+    @classmethod
+    def generate(cls, rng: Rng | None = None) -> "EllSwiftKey":
+        rng = rng or os.urandom
+        kp = Keypair.generate(rng)
+        return cls(kp, kp.ellswift(rng(32)))
+
+    @classmethod
+    def for_keypair(cls, keypair: Keypair, rng: Rng | None = None) -> "EllSwiftKey":
+        return cls(keypair, keypair.ellswift((rng or os.urandom)(32)))
+
+    @classmethod
+    def from_hex(cls, secret_hex: str, encoding_hex: str) -> "EllSwiftKey":
+        return cls(Keypair(bytes.fromhex(secret_hex)), bytes.fromhex(encoding_hex))
+
+
+def _x_of(kp: Keypair) -> bytes:
+    # x of secret*G; equals the BIP340 x-only key (x-only only drops the y parity)
+    return kp.xonly
+
+
+# ---- certificates (SIGNATURE_NOISE_MESSAGE) ------------------------------------------
+
+_CERT = struct.Struct("<HII")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The responder's proof, signed by the pool/TP authority key, that its static key may
+    speak for it during a validity window (sv2-digest 5.3)."""
+
+    version: int
+    valid_from: int
+    not_valid_after: int
+    signature: bytes
+
+    SIZE = 74
+
+    @staticmethod
+    def signed_hash(version: int, valid_from: int, not_valid_after: int,
+                    static_xonly: bytes) -> bytes:
+        """SHA256(version_LE2 || valid_from_LE4 || not_valid_after_LE4 || static x-only)."""
+        try:
+            pre = _CERT.pack(version, valid_from, not_valid_after)
+        except struct.error:
+            raise errors.CertificateError("certificate field out of range (U16/U32)") from None
+        return hashlib.sha256(pre + _need("static key", static_xonly, 32)).digest()
+
+    @classmethod
+    def issue(cls, authority: Keypair, static_xonly: bytes, valid_from: int,
+              not_valid_after: int, *, version: int = 0, aux: bytes = bytes(32)) -> "Certificate":
+        m = cls.signed_hash(version, valid_from, not_valid_after, static_xonly)
+        return cls(version, valid_from, not_valid_after, authority.sign_schnorr(m, aux))
+
+    def to_bytes(self) -> bytes:
+        return _CERT.pack(self.version, self.valid_from, self.not_valid_after) + self.signature
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Certificate":
+        if len(data) != cls.SIZE:
+            raise errors.CertificateError(f"a certificate is 74 bytes, got {len(data)}")
+        version, valid_from, not_valid_after = _CERT.unpack_from(data)
+        return cls(version, valid_from, not_valid_after, bytes(data[10:74]))
+
+    def verify(self, authority_xonly: bytes | None, static_xonly: bytes, now: float,
+               leeway: float = 10) -> None:
+        """Raise the CertificateError subclass that says what is wrong, else return.
+
+        ``authority_xonly=None`` skips only the signature (a client without a configured
+        authority key, as SRI allows); version and validity window are still checked.
+        """
+        if self.version != 0:
+            raise errors.CertificateVersionError(f"certificate version {self.version} (only 0 "
+                                                 "is defined)")
+        if now < self.valid_from - leeway:
+            raise errors.CertificateNotYetValidError(
+                f"certificate valid from {self.valid_from}, now is {int(now)} "
+                f"(leeway {leeway} s)")
+        if now > self.not_valid_after + leeway:
+            raise errors.CertificateExpiredError(
+                f"certificate expired at {self.not_valid_after}, now is {int(now)} "
+                f"(leeway {leeway} s)")
+        if authority_xonly is None:
+            return
+        m = self.signed_hash(self.version, self.valid_from, self.not_valid_after, static_xonly)
+        if not xonly_key(authority_xonly).verify(self.signature, m):
+            raise errors.CertificateWrongSignerError(
+                "certificate is not signed by the expected authority key")
+
+
+def xonly_key(xonly: bytes) -> PublicKeyXOnly:
+    """A parsed BIP340 public key; InvalidKeyError if the x coordinate is not on the curve."""
+    try:
+        return PublicKeyXOnly(_need("x-only public key", xonly, 32))
+    except ValueError:
+        raise errors.InvalidKeyError("x-only public key is not a point on secp256k1") from None
+
+
+# ---- text forms ----------------------------------------------------------------------
+
+
+def encode_authority_pubkey(xonly: bytes) -> str:
+    """base58check(01 00 || xonly): the form pools and TPs put in configs and logs."""
+    return base58.b58check_encode(AUTHORITY_KEY_VERSION.to_bytes(2, "little")
+                                  + _need("x-only public key", xonly, 32))
+
+
+def decode_authority_pubkey(text: str) -> bytes:
+    """The 32-byte x-only key; KeyChecksumError, KeyLengthError or KeyVersionError."""
+    payload = base58.b58check_decode(text)
+    if len(payload) != 34:
+        raise errors.KeyLengthError(
+            f"an authority public key is 2 + 32 bytes, this one decodes to {len(payload)}")
+    version = int.from_bytes(payload[:2], "little")
+    if version != AUTHORITY_KEY_VERSION:
+        raise errors.KeyVersionError(f"authority key version {version}, expected 1")
+    return payload[2:]
+
+
+def encode_secret_key(secret: bytes) -> str:
+    """base58check(secret), no version prefix (SRI's config format)."""
+    return base58.b58check_encode(_need("secret key", secret, 32))
+
+
+def decode_secret_key(text: str) -> bytes:
+    payload = base58.b58check_decode(text)
+    if len(payload) != 32:
+        raise errors.KeyLengthError(f"a secret key is 32 bytes, this one decodes to "
+                                    f"{len(payload)}")
+    Keypair(payload)  # range check: InvalidKeyError
+    return payload
+
+
+# ---- key files -----------------------------------------------------------------------
+
+AUTHORITY_KEY_FILE = "sv2_authority_key"
+AUTHORITY_PUBKEY_FILE = "sv2_authority_key.pub"
+STATIC_KEY_FILE = "sv2_static_key"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write atomically, never readable by others, not even for a moment."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_key_file(path, keypair: Keypair) -> None:
+    """The secret key in base58check text, file mode 0600."""
+    _write_private(Path(path), encode_secret_key(keypair.secret) + "\n")
+
+
+def read_key_file(path) -> Keypair:
+    text = Path(path).read_text(encoding="ascii", errors="replace").strip()
+    try:
+        return Keypair(decode_secret_key(text))
+    except errors.KeyFormatError as e:
+        raise type(e)(f"{path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class DatadirKeys:
+    authority: Keypair
+    static: Keypair
+
+    @property
+    def authority_pubkey_text(self) -> str:
+        return encode_authority_pubkey(self.authority.xonly)
+
+
+def generate_datadir_keys(datadir, *, overwrite: bool = False, rng: Rng | None = None
+                          ) -> DatadirKeys:
+    """Create an authority key pair and a static key in ``datadir`` (files mode 0600)."""
+    d = Path(datadir)
+    d.mkdir(parents=True, exist_ok=True)
+    paths = [d / AUTHORITY_KEY_FILE, d / STATIC_KEY_FILE]
+    if not overwrite:
+        existing = [p for p in paths if p.exists()]
+        if existing:
+            raise FileExistsError(f"{existing[0]} exists; refusing to overwrite a key")
+    keys = DatadirKeys(Keypair.generate(rng), Keypair.generate(rng))
+    write_key_file(paths[0], keys.authority)
+    write_key_file(paths[1], keys.static)
+    _write_private(d / AUTHORITY_PUBKEY_FILE, keys.authority_pubkey_text + "\n")
+    return keys
+
+
+def load_datadir_keys(datadir, *, create: bool = True) -> DatadirKeys:
+    """The keys a server keeps across restarts (so clients can pin its authority key)."""
+    d = Path(datadir)
+    if create and not (d / AUTHORITY_KEY_FILE).exists() and not (d / STATIC_KEY_FILE).exists():
+        return generate_datadir_keys(d)
+    return DatadirKeys(read_key_file(d / AUTHORITY_KEY_FILE), read_key_file(d / STATIC_KEY_FILE))
