@@ -1,0 +1,220 @@
+"""A Template Distribution client (what a pool or JDC is to a TP) and a tiny CPU miner.
+
+``TdpClient`` connects over Noise, runs SetupConnection and CoinbaseOutputConstraints and
+keeps the state a pool keeps: templates by id, the active previous-block hash, the template
+being worked on.  The mining helpers (``build_coinbase``, ``solve``) are plain functions:
+they turn a NewTemplate + SetNewPrevHash into a block header and a SubmitSolution, which is
+only practical at regtest difficulty, but exercises every byte a real pool must get right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from . import bitcoin as btc
+from .aio import Sv2Stream, connect
+from .connection import Connection
+from .errors import ProtocolViolationError
+from .messages import (CoinbaseOutputConstraints, Message, NewTemplate, RequestTransactionData,
+                       RequestTransactionDataError, RequestTransactionDataSuccess,
+                       SetNewPrevHash, SetupConnection, SetupConnectionError,
+                       SetupConnectionSuccess, SubmitSolution)
+
+log = logging.getLogger("sv2ffi.client")
+
+
+# ---- mining helpers (sans-I/O) --------------------------------------------------------------
+
+
+def template_outputs(nt: NewTemplate) -> list:
+    """The coinbase outputs a NewTemplate requires, parsed (count checked)."""
+    r = btc.Reader(nt.coinbase_tx_outputs)
+    outs = [btc.TxOut.read(r) for _ in range(nt.coinbase_tx_outputs_count)]
+    if r.remaining:
+        raise ProtocolViolationError("coinbase_tx_outputs has bytes beyond its output count")
+    return outs
+
+
+def build_coinbase(nt: NewTemplate, payout_script: bytes = btc.P2WSH_OP_TRUE,
+                   extranonce: bytes = b"") -> btc.Tx:
+    """The coinbase a pool would build: prefix + extranonce, payout of the whole remaining
+    value, then the template's outputs; witness reserved value when there is a commitment."""
+    outs = template_outputs(nt)
+    segwit = btc.find_witness_commitment(btc.Tx(2, [], outs)) is not None
+    script_sig = nt.coinbase_prefix + extranonce
+    if len(script_sig) < 2:
+        script_sig += b"\x00" * (2 - len(script_sig))
+    txin = btc.TxIn(btc.NULL_OUTPOINT_HASH, btc.NULL_OUTPOINT_INDEX, script_sig,
+                    nt.coinbase_tx_input_sequence, [btc.WITNESS_RESERVED_VALUE] if segwit else [])
+    payout = btc.TxOut(nt.coinbase_tx_value_remaining, payout_script)
+    return btc.Tx(nt.coinbase_tx_version, [txin], [payout] + outs, nt.coinbase_tx_locktime)
+
+
+def solve(nt: NewTemplate, snph: SetNewPrevHash, coinbase: btc.Tx,
+          max_tries: int = 1 << 22, time_now: Optional[int] = None) -> Optional[SubmitSolution]:
+    """Grind the nonce until the header meets SetNewPrevHash's target (None if not found
+    within ``max_tries``: only regtest targets are reachable on a CPU)."""
+    root = btc.merkle_root_from_path(coinbase.txid, nt.merkle_path)
+    ts = max(snph.header_timestamp, int(time.time()) if time_now is None else time_now)
+    header = btc.BlockHeader(nt.version, snph.prev_hash, root, ts, snph.n_bits, 0)
+    target = int.from_bytes(snph.target, "little")
+    prefix = header.serialize()[:76]
+    for nonce in range(max_tries):
+        h = hashlib.sha256(hashlib.sha256(prefix + nonce.to_bytes(4, "little")).digest()).digest()
+        if int.from_bytes(h, "little") <= target:
+            return SubmitSolution(template_id=nt.template_id, version=nt.version,
+                                  header_timestamp=ts, header_nonce=nonce,
+                                  coinbase_tx=coinbase.serialize(True))
+    return None
+
+
+# ---- the asyncio client ----------------------------------------------------------------------
+
+
+@dataclass
+class ClientState:
+    """What a pool tracks from a TP."""
+
+    templates: dict = field(default_factory=dict)  # id -> NewTemplate
+    prev_hash: Optional[SetNewPrevHash] = None
+    current: Optional[NewTemplate] = None  # template to work on now
+    tip_changes: int = 0
+
+    def apply(self, msg: Message) -> None:
+        if isinstance(msg, NewTemplate):
+            self.templates[msg.template_id] = msg
+            if not msg.future_template:
+                self.current = msg
+            while len(self.templates) > 64:
+                del self.templates[min(self.templates)]
+        elif isinstance(msg, SetNewPrevHash):
+            nt = self.templates.get(msg.template_id)
+            if nt is None or not nt.future_template:
+                raise ProtocolViolationError(
+                    f"SetNewPrevHash references template {msg.template_id}, which is not a "
+                    "future template we hold")
+            self.prev_hash = msg
+            self.current = nt
+            self.tip_changes += 1
+
+
+class TdpClient:
+    """One Template Distribution session with a TP."""
+
+    def __init__(self, stream: Sv2Stream):
+        self.stream = stream
+        self.state = ClientState()
+        self._responses: asyncio.Queue = asyncio.Queue()
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, authority_pubkey=None,
+                      max_additional_size: int = 1000, max_additional_sigops: int = 100,
+                      timeout: float = 10, plain: bool = False,
+                      legacy_constraints: bool = False) -> "TdpClient":
+        conn = Connection.plain() if plain else Connection.initiator(authority_pubkey)
+        stream = await connect(host, port, connection=conn, timeout=timeout)
+        self = cls(stream)
+        try:
+            await stream.send(SetupConnection(
+                protocol=2, min_version=2, max_version=2, flags=0, endpoint_host=host,
+                endpoint_port=port, vendor="sv2ffi", hardware_version="",
+                firmware="sv2ffi-client", device_id=""))
+            reply = await asyncio.wait_for(stream.recv(), timeout)
+            if isinstance(reply, SetupConnectionError):
+                raise ProtocolViolationError(f"TP refused the connection: {reply.error_code}")
+            if not isinstance(reply, SetupConnectionSuccess):
+                raise ProtocolViolationError(f"expected SetupConnection.Success, got "
+                                             f"{reply.SPEC.name}")
+            if legacy_constraints:
+                # SRI <= 1.2.1's 4-byte CoinbaseOutputDataSize: written as a raw frame
+                from .framing import Frame
+                payload = max_additional_size.to_bytes(4, "little")
+                await stream.send_raw(conn.send_frame(Frame(0, 0x70, payload)))
+            else:
+                await stream.send(CoinbaseOutputConstraints(
+                    coinbase_output_max_additional_size=max_additional_size,
+                    coinbase_output_max_additional_sigops=max_additional_sigops))
+        except BaseException:
+            await stream.close()
+            raise
+        return self
+
+    async def recv(self, timeout: float = 30) -> Message:
+        """The next message from the TP, applied to ``state``."""
+        msg = await asyncio.wait_for(self.stream.recv(), timeout)
+        self.state.apply(msg)
+        return msg
+
+    async def wait_for(self, kind, timeout: float = 30, pred=None) -> Message:
+        """Receive until a message of ``kind`` (and ``pred``) arrives; earlier ones are
+        applied to the state as usual."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise asyncio.TimeoutError(f"no {kind.__name__} within {timeout} s")
+            msg = await self.recv(left)
+            if isinstance(msg, kind) and (pred is None or pred(msg)):
+                return msg
+
+    async def request_transaction_data(self, template_id: int, timeout: float = 30):
+        """RequestTransactionData; returns the Success or Error reply (other messages
+        arriving meanwhile are applied to the state)."""
+        await self.stream.send(RequestTransactionData(template_id=template_id))
+        return await self._wait_any((RequestTransactionDataSuccess, RequestTransactionDataError),
+                                    template_id, timeout)
+
+    async def _wait_any(self, kinds, template_id, timeout):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise asyncio.TimeoutError("no RequestTransactionData reply")
+            msg = await self.recv(left)
+            if isinstance(msg, kinds) and msg.template_id == template_id:
+                return msg
+
+    async def submit(self, solution: SubmitSolution) -> None:
+        await self.stream.send(solution)
+
+    def mine_current(self, payout_script: bytes = btc.P2WSH_OP_TRUE,
+                     max_tries: int = 1 << 22) -> Optional[SubmitSolution]:
+        """Solve the template being worked on (regtest difficulty only)."""
+        st = self.state
+        if st.current is None or st.prev_hash is None:
+            return None
+        cb = build_coinbase(st.current, payout_script, extranonce=os.urandom(8))
+        return solve(st.current, st.prev_hash, cb, max_tries)
+
+    async def close(self) -> None:
+        await self.stream.close()
+
+
+def describe(msg: Message) -> str:
+    """One readable line per TP message (CLI and demo transcripts)."""
+    if isinstance(msg, NewTemplate):
+        kind = "future" if msg.future_template else "active"
+        return (f"NewTemplate id={msg.template_id} ({kind}) height={_height(msg)} "
+                f"value={msg.coinbase_tx_value_remaining} sat merkle_path={len(msg.merkle_path)}")
+    if isinstance(msg, SetNewPrevHash):
+        return (f"SetNewPrevHash template={msg.template_id} prev={btc.hash_hex(msg.prev_hash)[:16]}… "
+                f"nbits={msg.n_bits:08x} time={msg.header_timestamp}")
+    if isinstance(msg, RequestTransactionDataSuccess):
+        return (f"RequestTransactionData.Success id={msg.template_id} "
+                f"txs={len(msg.transaction_list)} excess_data={msg.excess_data.hex() or '-'}")
+    if isinstance(msg, RequestTransactionDataError):
+        return f"RequestTransactionData.Error id={msg.template_id} {msg.error_code}"
+    return f"{msg.SPEC.name}"
+
+
+def _height(nt: NewTemplate) -> str:
+    try:
+        return str(btc.parse_bip34_height(nt.coinbase_prefix))
+    except Exception:
+        return "?"

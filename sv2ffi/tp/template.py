@@ -1,0 +1,355 @@
+"""Block templates: what a source offers and what the TP serves to each client.
+
+A ``BlockTemplate`` is the node's view of the next block (from getblocktemplate, the
+built-in regtest chain, or a serialized block pushed by an embedding node).  The TP turns
+it into ``ServedTemplate`` objects, one per distinct set of client constraints: trimmed so
+the client's coinbase additions still fit, with the coinbase fields, witness commitment and
+merkle path that SV2's NewTemplate carries.  A ServedTemplate also knows how to turn a
+SubmitSolution back into the full block, so everything a template id promises lives in
+one object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from .. import bitcoin as btc
+from ..errors import BitcoinDecodeError, BlockRejectedError, ProtocolViolationError
+from ..messages import NewTemplate, SetNewPrevHash
+
+#: Weight of everything in a SegWit block outside the transactions and the client's
+#: coinbase outputs (spec 7.1: header 320 + tx count 12 + coinbase fixed fields 236 +
+#: 100-byte scriptSig 400 + output count 12 + witness commitment output 188).
+SEGWIT_FIXED_WEIGHT = 1168
+#: Bitcoin Core never reserves less than this for the coinbase (-blockreservedweight floor).
+MIN_RESERVED_WEIGHT = 2000
+#: Bytes of the largest coinbase we build before the client's outputs: version 4, marker
+#: and flag 2, input count 1, input 32+4+1+100+4, output count 3, commitment output 47,
+#: witness 34, locktime 4.  SubmitSolution carries the coinbase as a B0_64K, so the client's
+#: additions must leave the whole coinbase under 65535 bytes.
+COINBASE_FIXED_BYTES = 4 + 2 + 1 + 141 + 3 + 47 + 34 + 4
+MAX_COINBASE_BYTES = 65535
+MAX_ADDITIONAL_SIZE = MAX_COINBASE_BYTES - COINBASE_FIXED_BYTES
+
+
+@dataclass(slots=True)
+class TemplateTx:
+    """One non-coinbase transaction of a template, with what selection needs to know."""
+
+    data: bytes  # witness serialization, as RequestTransactionData.Success carries it
+    txid: bytes
+    wtxid: bytes
+    weight: int
+    sigops: int  # sigops cost
+    fee: Optional[int]  # None: unknown (pushed templates)
+    depends: tuple = ()  # indexes (0-based, in the template) of parents
+
+    @classmethod
+    def from_tx(cls, tx: btc.Tx, fee: Optional[int], depends: Sequence[int] = (),
+                sigops: Optional[int] = None) -> "TemplateTx":
+        return cls(tx.serialize(True), tx.txid, tx.wtxid, tx.weight,
+                   tx.legacy_sigops_cost() if sigops is None else sigops, fee, tuple(depends))
+
+
+@dataclass(slots=True)
+class BlockTemplate:
+    """The next block as a source proposes it (before any per-client trimming)."""
+
+    network: btc.Network
+    height: int
+    prev_hash: bytes  # internal byte order
+    version: int
+    bits: int
+    time: int  # header nTime to start with
+    coinbase_value: int  # subsidy + fees of ``txs``: what the coinbase may claim
+    txs: list  # list[TemplateTx], block order (parents before children)
+    min_time: int = 0
+    coinbase_tx_version: int = 2
+    coinbase_sequence: int = btc.COINBASE_SEQUENCE
+    coinbase_locktime: Optional[int] = None
+    fees_known: bool = True
+    #: required coinbase outputs other than the witness commitment (e.g. a pushed
+    #: template's extra OP_RETURNs); they are sent as-is before the commitment
+    extra_outputs: list = field(default_factory=list)
+    #: whether the template's coinbase had a witness (pushed templates may not)
+    segwit: bool = True
+
+    @property
+    def subsidy(self) -> int:
+        return btc.block_subsidy(self.height, self.network)
+
+    @property
+    def fees(self) -> int:
+        return self.coinbase_value - self.subsidy
+
+    @property
+    def locktime(self) -> int:
+        return max(self.height - 1, 0) if self.coinbase_locktime is None else self.coinbase_locktime
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """Coinbase room a client asked for, as the weight and sigops cost kept free."""
+
+    max_additional_size: int
+    max_additional_sigops: int
+
+    @property
+    def reserved_weight(self) -> int:
+        return max(MIN_RESERVED_WEIGHT, SEGWIT_FIXED_WEIGHT + 4 * self.max_additional_size)
+
+    @property
+    def reserved_sigops_cost(self) -> int:
+        # The spec counts sigops of the client's outputs; legacy sigops cost 4 each.
+        return btc.WITNESS_SCALE_FACTOR * self.max_additional_sigops
+
+    def check(self, block_max_weight: int) -> None:
+        """Refuse constraints no block can satisfy (the client is then disconnected)."""
+        if self.max_additional_size > MAX_ADDITIONAL_SIZE:
+            raise ProtocolViolationError(
+                f"coinbase_output_max_additional_size {self.max_additional_size} cannot fit: "
+                f"SubmitSolution carries at most a {MAX_COINBASE_BYTES}-byte coinbase "
+                f"(at most {MAX_ADDITIONAL_SIZE} bytes of additional outputs)")
+        if self.reserved_weight >= block_max_weight:
+            raise ProtocolViolationError(
+                f"coinbase_output_max_additional_size {self.max_additional_size} leaves no room "
+                f"in a block of {block_max_weight} weight units")
+        if self.reserved_sigops_cost > btc.MAX_BLOCK_SIGOPS_COST:
+            raise ProtocolViolationError(
+                f"coinbase_output_max_additional_sigops {self.max_additional_sigops} exceeds the "
+                f"block limit of {btc.MAX_BLOCK_SIGOPS_COST // 4} sigops")
+
+
+def select_transactions(txs: Sequence[TemplateTx], constraints: Constraints,
+                        block_max_weight: int = btc.MAX_BLOCK_WEIGHT,
+                        max_sigops_cost: int = btc.MAX_BLOCK_SIGOPS_COST) -> list:
+    """Indexes of ``txs`` to keep so the client's reservation stays free.
+
+    Lowest-priority transactions go first (lowest fee rate; when fees are unknown, the
+    last in block order, since a block assembler adds the best packages first), and a
+    transaction always leaves together with all its descendants, so a child is never kept
+    without its parent.
+    """
+    weight_budget = block_max_weight - constraints.reserved_weight
+    sigops_budget = max_sigops_cost - constraints.reserved_sigops_cost
+    total_w = sum(t.weight for t in txs)
+    total_s = sum(t.sigops for t in txs)
+    if total_w <= weight_budget and total_s <= sigops_budget:
+        return list(range(len(txs)))
+    children: list = [[] for _ in txs]
+    for i, t in enumerate(txs):
+        for p in t.depends:
+            if 0 <= p < i:
+                children[p].append(i)
+    if all(t.fee is not None for t in txs):
+        order = sorted(range(len(txs)), key=lambda i: (txs[i].fee / max(txs[i].weight, 1), -i))
+    else:
+        order = list(range(len(txs) - 1, -1, -1))
+    removed = [False] * len(txs)
+    for i in order:
+        if total_w <= weight_budget and total_s <= sigops_budget:
+            break
+        if removed[i]:
+            continue
+        stack = [i]
+        while stack:
+            j = stack.pop()
+            if removed[j]:
+                continue
+            removed[j] = True
+            total_w -= txs[j].weight
+            total_s -= txs[j].sigops
+            stack.extend(children[j])
+    return [i for i in range(len(txs)) if not removed[i]]
+
+
+@dataclass(slots=True)
+class ServedTemplate:
+    """A template as sent under one template id, and everything needed to rebuild its block.
+
+    A future template starts without ``prev_hash``; SetNewPrevHash activates it by
+    filling in the tip it builds on (``activate``).
+    """
+
+    template_id: int
+    future: bool
+    height: int
+    version: int
+    coinbase_prefix: bytes
+    coinbase_tx_version: int
+    coinbase_sequence: int
+    coinbase_locktime: int
+    value_remaining: int
+    outputs: list  # list[TxOut]: required coinbase outputs (witness commitment last)
+    merkle_path: list
+    txs: list  # list[TemplateTx]
+    fees: int
+    created: float
+    prev_hash: Optional[bytes] = None
+    bits: Optional[int] = None
+    time: Optional[int] = None
+    witness_reserved_value: bytes = btc.WITNESS_RESERVED_VALUE
+
+    @classmethod
+    def build(cls, template_id: int, tpl: BlockTemplate, keep: Optional[Sequence[int]],
+              now: float, *, future: bool = False) -> "ServedTemplate":
+        txs = tpl.txs if keep is None else [tpl.txs[i] for i in keep]
+        if tpl.fees_known:
+            fees = sum(t.fee for t in txs)
+        elif len(txs) == len(tpl.txs):
+            fees = tpl.fees
+        else:
+            # A pushed block does not say what each transaction pays; after trimming, only
+            # the subsidy is certainly still claimable.
+            fees = 0
+        outputs = list(tpl.extra_outputs)
+        if tpl.segwit or any(t.txid != t.wtxid for t in txs):
+            outputs.append(btc.witness_commitment_output([t.wtxid for t in txs]))
+        st = cls(template_id, future, tpl.height, tpl.version, btc.bip34_height_push(tpl.height),
+                 tpl.coinbase_tx_version, tpl.coinbase_sequence, tpl.locktime,
+                 tpl.subsidy + fees - sum(o.value for o in outputs), outputs,
+                 btc.coinbase_merkle_path([t.txid for t in txs]), txs, fees, now)
+        if not future:
+            st.activate(tpl.prev_hash, tpl.bits, tpl.time)
+        return st
+
+    @classmethod
+    def empty_future(cls, template_id: int, height: int, like: BlockTemplate,
+                     now: float) -> "ServedTemplate":
+        """The empty template for ``height`` announced before its previous block exists."""
+        tpl = BlockTemplate(like.network, height, bytes(32), like.version, like.bits, like.time,
+                            btc.block_subsidy(height, like.network), [],
+                            coinbase_tx_version=like.coinbase_tx_version,
+                            coinbase_sequence=like.coinbase_sequence, segwit=True)
+        return cls.build(template_id, tpl, None, now, future=True)
+
+    def clone(self, template_id: int, now: float) -> "ServedTemplate":
+        """The same work under a new id (ids must increase on every connection)."""
+        c = ServedTemplate(template_id, self.future, self.height, self.version,
+                           self.coinbase_prefix, self.coinbase_tx_version, self.coinbase_sequence,
+                           self.coinbase_locktime, self.value_remaining, self.outputs,
+                           self.merkle_path, self.txs, self.fees, now, self.prev_hash, self.bits,
+                           self.time)
+        return c
+
+    def activate(self, prev_hash: bytes, bits: int, time: int) -> None:
+        self.prev_hash, self.bits, self.time = prev_hash, bits, time
+
+    @property
+    def target(self) -> int:
+        return btc.bits_to_target(self.bits)
+
+    @property
+    def outputs_bytes(self) -> bytes:
+        return b"".join(o.serialize() for o in self.outputs)
+
+    @property
+    def weight(self) -> int:
+        return sum(t.weight for t in self.txs)
+
+    @property
+    def has_commitment(self) -> bool:
+        return bool(self.outputs) and \
+            self.outputs[-1].script_pubkey[2:6] == btc.WITNESS_COMMITMENT_HEADER
+
+    def new_template(self, future: Optional[bool] = None) -> NewTemplate:
+        return NewTemplate(
+            template_id=self.template_id, future_template=self.future if future is None else future,
+            version=self.version, coinbase_tx_version=self.coinbase_tx_version,
+            coinbase_prefix=self.coinbase_prefix,
+            coinbase_tx_input_sequence=self.coinbase_sequence,
+            coinbase_tx_value_remaining=self.value_remaining,
+            coinbase_tx_outputs_count=len(self.outputs), coinbase_tx_outputs=self.outputs_bytes,
+            coinbase_tx_locktime=self.coinbase_locktime, merkle_path=list(self.merkle_path))
+
+    def set_new_prev_hash(self) -> SetNewPrevHash:
+        return SetNewPrevHash(template_id=self.template_id, prev_hash=self.prev_hash,
+                              header_timestamp=self.time, n_bits=self.bits,
+                              target=btc.target_le(self.target))
+
+    def build_block(self, version: int, timestamp: int, nonce: int, coinbase: bytes) -> bytes:
+        """Rebuild the block a SubmitSolution describes and check its proof of work.
+
+        Raises BlockRejectedError (bad coinbase, wrong prefix, too much value, or a hash
+        above the target); the caller logs it, the session goes on.
+        """
+        if self.prev_hash is None:
+            raise BlockRejectedError(f"template {self.template_id} was never activated by a "
+                                     "SetNewPrevHash")
+        try:
+            cb = btc.Tx.from_bytes(coinbase)
+        except BitcoinDecodeError as e:
+            raise BlockRejectedError(f"coinbase does not parse: {e}") from None
+        if not cb.is_coinbase:
+            raise BlockRejectedError("coinbase_tx is not a coinbase transaction")
+        if not cb.vin[0].script_sig.startswith(self.coinbase_prefix):
+            raise BlockRejectedError("coinbase scriptSig does not start with the template's "
+                                     "coinbase_prefix (BIP34 height)")
+        claimed = sum(o.value for o in cb.vout)
+        allowed = self.value_remaining + sum(o.value for o in self.outputs)
+        if claimed > allowed:
+            raise BlockRejectedError(f"coinbase claims {claimed} sat, the template allows {allowed}")
+        root = btc.merkle_root_from_path(cb.txid, self.merkle_path)
+        header = btc.BlockHeader(version, self.prev_hash, root, timestamp, self.bits, nonce)
+        h = header.hash
+        if not btc.hash_meets_target(h, self.target):
+            raise BlockRejectedError(f"block {btc.hash_hex(h)} does not meet the target")
+        return (header.serialize() + btc.compact_size(1 + len(self.txs)) + cb.serialize(True)
+                + b"".join(t.data for t in self.txs))
+
+
+def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0) -> BlockTemplate:
+    """A serialized block template as a node's block assembler makes it -> BlockTemplate.
+
+    Expected shape (design.md, sv2_tp_push_template): placeholder coinbase whose scriptSig
+    starts with the BIP34 height, exactly one non-OP_RETURN output worth subsidy + fees, any
+    OP_RETURN outputs (the witness commitment is recomputed, others are kept), then the
+    transactions in block order.  The header's nonce and merkle root are ignored.
+    """
+    from ..errors import InvalidTemplateError
+
+    try:
+        blk = btc.Block.from_bytes(block)
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"pushed template is not a serialized block: {e}") from None
+    cb = blk.txs[0]
+    if not cb.is_coinbase:
+        raise InvalidTemplateError("pushed template: first transaction is not a coinbase")
+    try:
+        height = btc.parse_bip34_height(cb.vin[0].script_sig)
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"pushed template: {e}") from None
+    rewards = [o for o in cb.vout if not o.script_pubkey.startswith(bytes((btc.OP_RETURN,)))]
+    if len(rewards) != 1:
+        raise InvalidTemplateError(
+            f"pushed template: coinbase needs exactly one reward output, has {len(rewards)}")
+    commit_idx = btc.find_witness_commitment(cb)
+    extra = [o for i, o in enumerate(cb.vout)
+             if o.script_pubkey.startswith(bytes((btc.OP_RETURN,))) and i != commit_idx]
+    value = rewards[0].value + sum(o.value for o in extra)
+    subsidy = btc.block_subsidy(height, network)
+    if value < subsidy:
+        raise InvalidTemplateError(
+            f"pushed template: reward {value} sat is below the subsidy {subsidy} at height {height}")
+    seen: dict = {}
+    txs = []
+    for i, tx in enumerate(blk.txs[1:]):
+        if tx.is_coinbase:
+            raise InvalidTemplateError("pushed template: a second coinbase")
+        deps = sorted({seen[x.prev_txid] for x in tx.vin if x.prev_txid in seen})
+        txs.append(TemplateTx.from_tx(tx, None, deps))
+        seen[tx.txid] = i
+    if blk.header.bits:
+        try:
+            btc.bits_to_target(blk.header.bits)
+        except BitcoinDecodeError as e:
+            raise InvalidTemplateError(f"pushed template: {e}") from None
+    else:
+        raise InvalidTemplateError("pushed template: nBits is zero")
+    return BlockTemplate(network, height, blk.header.prev_hash, blk.header.version,
+                         blk.header.bits, blk.header.time, value, txs, min_time=min_time,
+                         coinbase_tx_version=cb.version, coinbase_sequence=cb.vin[0].sequence,
+                         coinbase_locktime=cb.locktime, fees_known=False, extra_outputs=extra,
+                         segwit=commit_idx is not None or bool(cb.vin[0].witness))
+
