@@ -701,3 +701,83 @@ def coinbase_tx(height: int, outputs: Sequence[TxOut], *, extra: bytes = b"",
     txin = TxIn(NULL_OUTPOINT_HASH, NULL_OUTPOINT_INDEX, script_sig, sequence,
                 [WITNESS_RESERVED_VALUE] if witness else [])
     return Tx(version, [txin], list(outputs), max(height - 1, 0) if locktime is None else locktime)
+
+
+# ---- segwit addresses (BIP173 / BIP350), for generatetoaddress and payout flags ------------
+
+_BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32M_CONST = 0x2BC830A3
+#: human-readable part of segwit addresses per network
+ADDRESS_HRP = {"main": "bc", "test": "tb", "testnet4": "tb", "signet": "tb", "regtest": "bcrt"}
+
+
+def _bech32_polymod(values) -> int:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _hrp_expand(hrp: str) -> list:
+    return [ord(x) >> 5 for x in hrp] + [0] + [ord(x) & 31 for x in hrp]
+
+
+def _convertbits(data, frombits: int, tobits: int, pad: bool) -> Optional[list]:
+    acc = bits = 0
+    out = []
+    maxv = (1 << tobits) - 1
+    for value in data:
+        acc = (acc << frombits) | value
+        bits += frombits
+        while bits >= tobits:
+            bits -= tobits
+            out.append((acc >> bits) & maxv)
+    if pad and bits:
+        out.append((acc << (tobits - bits)) & maxv)
+    elif not pad and (bits >= frombits or ((acc << (tobits - bits)) & maxv)):
+        return None
+    return out
+
+
+def encode_segwit_address(hrp: str, version: int, program: bytes) -> str:
+    const = 1 if version == 0 else _BECH32M_CONST
+    data = [version] + _convertbits(program, 8, 5, True)
+    poly = _bech32_polymod(_hrp_expand(hrp) + data + [0] * 6) ^ const
+    checksum = [(poly >> 5 * (5 - i)) & 31 for i in range(6)]
+    return hrp + "1" + "".join(_BECH32_CHARSET[d] for d in data + checksum)
+
+
+def decode_segwit_address(hrp: str, addr: str) -> bytes:
+    """scriptPubKey of a segwit address of network ``hrp``; BitcoinDecodeError otherwise."""
+    if addr.lower() != addr and addr.upper() != addr:
+        raise BitcoinDecodeError("mixed-case address")
+    addr = addr.lower()
+    pos = addr.rfind("1")
+    if addr[:pos] != hrp or pos + 7 > len(addr) or len(addr) > 90:
+        raise BitcoinDecodeError(f"not a {hrp} segwit address: {addr!r}")
+    try:
+        data = [_BECH32_CHARSET.index(c) for c in addr[pos + 1:]]
+    except ValueError:
+        raise BitcoinDecodeError("invalid bech32 character") from None
+    const = _bech32_polymod(_hrp_expand(hrp) + data)
+    version = data[0] if data else -1
+    if const != (1 if version == 0 else _BECH32M_CONST):
+        raise BitcoinDecodeError("bad bech32 checksum")
+    prog = _convertbits(data[1:-6], 5, 8, False)
+    if prog is None or not 2 <= len(prog) <= 40 or version > 16 or \
+            (version == 0 and len(prog) not in (20, 32)):
+        raise BitcoinDecodeError("invalid witness program")
+    return bytes((version + 0x50 if version else 0, len(prog))) + bytes(prog)
+
+
+def script_address(script: bytes, net: Network) -> Optional[str]:
+    """The segwit address of a scriptPubKey, or None for other scripts."""
+    if 4 <= len(script) <= 42 and script[1] == len(script) - 2 and (
+            script[0] == 0 or OP_1 <= script[0] <= OP_16):
+        version = 0 if script[0] == 0 else script[0] - 0x50
+        return encode_segwit_address(ADDRESS_HRP[net.name], version, script[2:])
+    return None

@@ -173,3 +173,13 @@ def test_sigops_counting():
     assert b.legacy_sigops(bytes.fromhex("21" + "02" * 33 + "ac")) == 1
     assert b.legacy_sigops(bytes.fromhex("5121" + "02" * 33 + "51ae")) == 20
     assert b.legacy_sigops(b"\x4c") == 0  # truncated push ends counting
+
+
+def test_segwit_addresses_bip173_vector_and_roundtrip():
+    # BIP173: P2WPKH of 0279be66...f81798 on mainnet
+    script = b.decode_segwit_address("bc", "BC1QW508D6QEJXTDG4Y5R3ZARVARY0C5XW7KV8F3T4")
+    assert script.hex() == "0014751e76e8199196d454941c45d1b3a323f1433bd6"
+    addr = b.script_address(b.P2WSH_OP_TRUE, b.NETWORKS["regtest"])
+    assert addr.startswith("bcrt1q") and b.decode_segwit_address("bcrt", addr) == b.P2WSH_OP_TRUE
+    with pytest.raises(BitcoinDecodeError):
+        b.decode_segwit_address("bcrt", addr[:-1] + ("q" if addr[-1] != "q" else "p"))
