@@ -101,6 +101,82 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_codec_demo(sys.stdout)
 
 
+# ---- keygen / ping-pong (Noise transport) ---------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import generate_datadir_keys
+
+    try:
+        made = generate_datadir_keys(args.datadir, overwrite=args.force)
+    except FileExistsError as e:
+        return _fail(f"{e} (use --force to replace the keys)")
+    except OSError as e:
+        return _fail(f"cannot write keys to {args.datadir}: {e}")
+    print(f"wrote authority and static keys to {args.datadir} (mode 0600)", file=sys.stderr)
+    print(made.authority_pubkey_text)
+    return 0
+
+
+def cmd_ping_pong(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .examples import pingpong
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.role == "server":
+        async def run_server() -> int:
+            keys = None
+            if args.noise:
+                from .keys import load_datadir_keys
+                keys = load_datadir_keys(args.datadir) if args.datadir else pingpong.memory_keys()
+            done = asyncio.Event()
+            left = [args.clients]
+
+            def on_done() -> None:
+                left[0] -= 1
+                if left[0] == 0:
+                    done.set()
+
+            server = await pingpong.start_server(args.host, args.port or 0, keys=keys,
+                                                 on_done=on_done)
+            say(f"listening on {server.host}:{server.port} ({'noise' if keys else 'plain'})")
+            if keys:
+                say(f"authority public key: {keys.authority_pubkey_text}")
+            try:
+                await (done.wait() if args.clients else asyncio.Event().wait())
+            finally:
+                await server.close()
+            return 0
+
+        try:
+            return asyncio.run(run_server())
+        except errors.Sv2Error as e:
+            return _fail(str(e))
+        except OSError as e:
+            return _fail(f"cannot listen on {args.host}:{args.port}: {e}")
+        except KeyboardInterrupt:
+            return 0
+    if args.port is None:
+        return _fail("the client needs --port")
+    if args.noise and not args.authority_pubkey:
+        print("sv2ffi: warning: no --authority-pubkey, the server certificate's signature is "
+              "not verified", file=sys.stderr)
+    try:
+        asyncio.run(pingpong.run_client(args.host, args.port, noise=args.noise,
+                                        authority_pubkey=args.authority_pubkey,
+                                        count=args.count, timeout=args.timeout, report=say))
+    except errors.Sv2Error as e:
+        print(f"sv2ffi: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2 if isinstance(e, errors.KeyFormatError) else 1
+    except asyncio.TimeoutError:
+        print(f"sv2ffi: no answer within {args.timeout} s", file=sys.stderr)
+        return 1
+    return 0
+
+
 # ---- parser -------------------------------------------------------------------------
 
 
@@ -119,6 +195,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the end-to-end demo")
     demo.set_defaults(func=cmd_demo)
+
+    kg = sub.add_parser("keygen", help="write an authority key pair and a static key (0600) "
+                        "and print the authority public key")
+    kg.add_argument("--datadir", required=True, help="directory for sv2_authority_key, "
+                    "sv2_authority_key.pub and sv2_static_key")
+    kg.add_argument("--force", action="store_true", help="replace existing keys")
+    kg.set_defaults(func=cmd_keygen)
+
+    pp = sub.add_parser("ping-pong", help="ping-pong example server or client, plain or Noise")
+    pp.add_argument("role", choices=("server", "client"))
+    pp.add_argument("--host", default="127.0.0.1")
+    pp.add_argument("--port", type=int, default=None,
+                    help="server: port to listen on (default 0 = any free port); client: required")
+    pp.add_argument("--noise", action="store_true", help="encrypt with Noise NX")
+    pp.add_argument("--datadir", help="server: keys from here (created if missing); default: "
+                    "fresh keys in memory")
+    pp.add_argument("--clients", type=int, default=0,
+                    help="server: exit after this many clients finished (default 0 = never)")
+    pp.add_argument("--authority-pubkey", help="client: the server's authority key (base58check)")
+    pp.add_argument("--count", type=int, default=3, help="client: number of pings")
+    pp.add_argument("--timeout", type=float, default=10, help="client: seconds per wait")
+    pp.set_defaults(func=cmd_ping_pong)
     return p
 
 
