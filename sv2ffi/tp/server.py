@@ -1,0 +1,240 @@
+"""The asyncio adapter of the template provider: Noise server + source + TP core.
+
+Everything with a rule in it lives in ``core.TemplateProviderCore``; this module moves
+messages between sockets and the core, runs the clock (``tick``), and does the two pieces
+of I/O the core asks for: persisting a solved block (before anything else hears of it) and
+submitting it through the source.
+
+Each client gets an outgoing queue and a writer task, so a slow client delays nobody's
+SetNewPrevHash; a client whose queue overflows is disconnected.  Clients only ever send
+small messages (the largest is SubmitSolution with a B0_64K coinbase), so frames above
+that are refused before being buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+from .. import aio
+from ..connection import Connection
+from ..errors import ConnectionClosed, ProtocolViolationError, Sv2Error
+from ..keys import DatadirKeys, load_datadir_keys
+from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
+from .sources import Source
+from .storage import save_block
+from .template import BlockTemplate
+
+log = logging.getLogger("sv2ffi.tp")
+
+#: SubmitSolution: 22 bytes of fields + a B0_64K coinbase; nothing a client sends is bigger.
+MAX_CLIENT_PAYLOAD = 22 + 65535
+_CLOSE = object()
+
+
+class _Peer:
+    __slots__ = ("sid", "stream", "queue", "writer", "closing")
+
+    def __init__(self, sid: int, stream: aio.Sv2Stream):
+        self.sid = sid
+        self.stream = stream
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.writer: Optional[asyncio.Task] = None
+        self.closing = False
+
+
+class TpService:
+    """One template provider: listening socket, sessions, a source, a data directory."""
+
+    def __init__(self, source: Source, *, config: Optional[TpConfig] = None,
+                 host: str = "127.0.0.1", port: int = 0, datadir=None,
+                 keys: Optional[DatadirKeys] = None, tick_interval: float = 0.1,
+                 handshake_timeout: float = 10.0, setup_timeout: float = 30.0,
+                 max_queue: int = 4096):
+        self.source = source
+        self.core = TemplateProviderCore(config or TpConfig())
+        self.config = self.core.config
+        self.host, self._port = host, port
+        self.datadir = Path(datadir) if datadir is not None else None
+        self.keys = keys
+        self.tick_interval = tick_interval
+        self.handshake_timeout = handshake_timeout
+        self.setup_timeout = setup_timeout
+        self.max_queue = max_queue
+        self.peers: dict[int, _Peer] = {}
+        self.server: Optional[aio.Sv2Server] = None
+        self._ticker: Optional[asyncio.Task] = None
+        self._solution_tasks: set = set()
+        self.solutions: list = []  # (Solution, path, result) for inspection and tests
+        self._stopping = False
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server else self._port
+
+    @property
+    def authority_pubkey(self) -> str:
+        return self.keys.authority_pubkey_text
+
+    async def start(self) -> None:
+        if self.keys is None:
+            if self.datadir is None:
+                raise ValueError("a datadir (for the keys and solved blocks) or keys is needed")
+            self.keys = await asyncio.to_thread(load_datadir_keys, self.datadir, create=True)
+        if self.datadir is None:
+            raise ValueError("a datadir for solved blocks is needed")
+        keys = self.keys
+
+        def factory() -> Connection:
+            return Connection.responder_from_authority(keys.static, keys.authority,
+                                                       max_payload=MAX_CLIENT_PAYLOAD)
+
+        self.source.attach(self)
+        self.server = await aio.serve(self._handle, self.host, self._port,
+                                      connection_factory=factory,
+                                      max_clients=self.config.max_clients,
+                                      handshake_timeout=self.handshake_timeout)
+        await self.source.start()
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+        log.info("template provider listening on %s:%d, source: %s", self.host, self.port,
+                 self.source.describe())
+
+    async def stop(self) -> None:
+        """Stop accepting, end every client, finish in-flight solutions, stop the source.
+        After this returns no source event or solution callback runs."""
+        self._stopping = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        if self.server is not None:
+            await self.server.close()
+        for peer in list(self.peers.values()):
+            if peer.writer is not None:
+                peer.writer.cancel()
+        if self._solution_tasks:
+            await asyncio.wait(list(self._solution_tasks), timeout=30)
+        await self.source.stop()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            self._dispatch(self.core.tick(time.monotonic()))
+
+    # ---- source events (Sink) ----------------------------------------------------------------
+
+    def on_tip(self, tip: TipInfo) -> None:
+        if not self._stopping:
+            self._dispatch(self.core.new_tip(tip, time.monotonic()))
+
+    def on_template(self, tpl: BlockTemplate) -> None:
+        if not self._stopping:
+            self._dispatch(self.core.new_template(tpl, time.monotonic()))
+
+    # ---- clients -----------------------------------------------------------------------------
+
+    async def _handle(self, stream: aio.Sv2Stream) -> None:
+        try:
+            sid = self.core.open_session(time.monotonic(), peer=str(stream.peername))
+        except ProtocolViolationError as e:
+            log.warning("refusing %s: %s", stream.peername, e)
+            return
+        peer = self.peers[sid] = _Peer(sid, stream)
+        peer.writer = asyncio.get_running_loop().create_task(self._write_loop(peer))
+        core = self.core
+        try:
+            while not peer.closing:
+                session = core.sessions.get(sid)
+                if session is None:
+                    break
+                if session.state is SessionState.ACTIVE:
+                    msg = await stream.recv()
+                else:  # a client must finish setting up promptly
+                    msg = await asyncio.wait_for(stream.recv(), self.setup_timeout)
+                self._dispatch(core.receive(sid, msg, time.monotonic()))
+        except asyncio.TimeoutError:
+            log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
+                        stream.peername, self.setup_timeout)
+        except ConnectionClosed:
+            log.info("client %d (%s) disconnected", sid, stream.peername)
+        except Sv2Error as e:
+            log.warning("client %d (%s): %s: %s; disconnecting", sid, stream.peername,
+                        type(e).__name__, e)
+        finally:
+            core.close_session(sid)
+            if peer.writer is not None and not peer.writer.done():
+                if peer.closing:  # let the writer flush e.g. SetupConnection.Error
+                    try:
+                        await asyncio.wait_for(asyncio.shield(peer.writer), 5)
+                    except (asyncio.TimeoutError, Exception):
+                        pass
+                peer.writer.cancel()
+            self.peers.pop(sid, None)
+
+    async def _write_loop(self, peer: _Peer) -> None:
+        stream = peer.stream
+        try:
+            while True:
+                msg = await peer.queue.get()
+                if msg is _CLOSE:
+                    break
+                await stream.send(msg)
+        except (ConnectionClosed, Sv2Error, OSError):
+            pass
+        finally:
+            peer.closing = True
+            await stream.close()
+
+    def _dispatch(self, eff: Effects) -> None:
+        if not eff:
+            return
+        peers = self.peers
+        for sid, msg in eff.sends:
+            peer = peers.get(sid)
+            if peer is None or peer.closing:
+                continue
+            peer.queue.put_nowait(msg)
+            if peer.queue.qsize() > self.max_queue:
+                log.warning("client %d is not reading (%d messages queued); disconnecting", sid,
+                            peer.queue.qsize())
+                self._close_peer(peer)
+                self.core.close_session(sid)
+        for sid, _reason in eff.closes:
+            peer = peers.get(sid)
+            if peer is not None:
+                self._close_peer(peer)
+        for sol in eff.solutions:
+            task = asyncio.get_running_loop().create_task(self._on_solution(sol))
+            self._solution_tasks.add(task)
+            task.add_done_callback(self._solution_tasks.discard)
+
+    def _close_peer(self, peer: _Peer) -> None:
+        if not peer.closing:
+            peer.closing = True
+            peer.queue.put_nowait(_CLOSE)
+
+    async def _on_solution(self, sol: Solution) -> None:
+        try:
+            path = await asyncio.to_thread(save_block, self.datadir, sol.height, sol.block)
+        except OSError as e:  # never lose the block silently; still try to submit it
+            log.error("could not persist block at height %d: %s", sol.height, e)
+            path = None
+        else:
+            log.info("block at height %d persisted to %s", sol.height, path)
+        try:
+            result = await self.source.submit_block(sol.block)
+        except Exception as e:  # the source logs details; a failed submit is not fatal
+            result = f"submit failed: {e}"
+        if result is None:
+            log.info("block at height %d accepted by the %s source", sol.height, self.source.name)
+        else:
+            log.warning("block at height %d not accepted: %s", sol.height, result)
+        self.solutions.append((sol, path, result))
+
+    @property
+    def client_count(self) -> int:
+        return len(self.core.active_sessions)

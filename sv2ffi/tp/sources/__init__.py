@@ -1,0 +1,45 @@
+"""Where templates come from.
+
+A source produces two kinds of events for the TP service (``sink``):
+``sink.on_tip(TipInfo)`` as soon as a new best block is known (the fast path: only
+SetNewPrevHash depends on it) and ``sink.on_template(BlockTemplate)`` whenever a full
+template is available.  ``submit_block`` hands a solved, already persisted block back to
+the node.  Sources run on the service's event loop; sinks are plain methods.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+from ..core import TipInfo
+from ..template import BlockTemplate
+
+
+class Sink(Protocol):
+    def on_tip(self, tip: TipInfo) -> None: ...
+
+    def on_template(self, tpl: BlockTemplate) -> None: ...
+
+
+class Source:
+    """Base class: subclasses implement start/stop/submit_block."""
+
+    name = "source"
+    sink: Optional[Sink] = None
+
+    def attach(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def start(self) -> None:
+        """Begin producing events (returns quickly; work continues in tasks)."""
+
+    async def stop(self) -> None:
+        """Stop producing events; no sink call happens after this returns."""
+
+    async def submit_block(self, block: bytes) -> Optional[str]:
+        """Give a solved block to the node: None when accepted (``duplicate`` counts as
+        accepted), else the node's reason."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
