@@ -276,3 +276,25 @@ def test_roles_states_and_authority_text():
     assert Connection.plain().is_established and not Connection.plain().is_noise
     with pytest.raises(errors.KeyChecksumError):
         Connection.initiator("9bDuixKmZqAJnrmP746n8zU1wyAQRrus7th9dxnkPg6RzQvCnam")
+
+
+# ---- property: any messages, any segmentation ----------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from strategies import any_message  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(any_message(), min_size=1, max_size=6), st.randoms(use_true_random=False))
+def test_any_messages_any_segmentation(msgs, rnd):
+    client, server = noise_pair()
+    wire = b"".join(client.send(m) for m in msgs)
+    back = b"".join(server.send(m) for m in msgs)
+    for conn, data in ((server, wire), (client, back)):
+        got, i = [], 0
+        while i < len(data):
+            n = rnd.randint(1, 200)
+            got += conn.feed(data[i:i + n])
+            i += n
+        assert got == msgs
