@@ -85,20 +85,26 @@ class ClientState:
     prev_hash: Optional[SetNewPrevHash] = None
     current: Optional[NewTemplate] = None  # template to work on now
     tip_changes: int = 0
+    held_futures: set = field(default_factory=set)  # future templates not yet activated
 
     def apply(self, msg: Message) -> None:
         if isinstance(msg, NewTemplate):
             self.templates[msg.template_id] = msg
-            if not msg.future_template:
+            if msg.future_template:
+                self.held_futures.add(msg.template_id)
+            else:
                 self.current = msg
             while len(self.templates) > 64:
-                del self.templates[min(self.templates)]
+                old = min(self.templates)
+                del self.templates[old]
+                self.held_futures.discard(old)
         elif isinstance(msg, SetNewPrevHash):
             nt = self.templates.get(msg.template_id)
             if nt is None or not nt.future_template:
                 raise ProtocolViolationError(
                     f"SetNewPrevHash references template {msg.template_id}, which is not a "
                     "future template we hold")
+            self.held_futures.discard(msg.template_id)
             self.prev_hash = msg
             self.current = nt
             self.tip_changes += 1

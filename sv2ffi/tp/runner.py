@@ -96,3 +96,39 @@ class TpThread:
         thread.join(timeout)
         if thread.is_alive():
             raise TimeoutError("template provider thread did not stop")
+
+
+class BackgroundLoop:
+    """An event loop on its own thread, for running asyncio services (the regtest JSON-RPC
+    endpoint, a TP) beside blocking code: ``run(coro)`` waits for the result."""
+
+    def __init__(self, name: str = "sv2ffi-loop"):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., Any], *args, timeout: float = 60) -> Any:
+        async def wrapper():
+            return fn(*args)
+        return self.run(wrapper(), timeout)
+
+    def close(self) -> None:
+        async def cancel_all():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.loop.is_running():
+            self.run(cancel_all())
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(30)
+        self.loop.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

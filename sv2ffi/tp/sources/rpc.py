@@ -1,0 +1,338 @@
+"""Templates from a real bitcoind over JSON-RPC (python-bitcoinrpc), new blocks from ZMQ.
+
+- Authentication: user/password, or bitcoind's cookie file, re-read on every call because
+  bitcoind writes a new cookie each time it starts.
+- New blocks: ZMQ ``hashblock`` (pyzmq) when configured.  The fast path asks only for the
+  new block's header and computes the next nBits itself, so SetNewPrevHash goes out before
+  the (slower) getblocktemplate; without ZMQ, long-polling getblocktemplate.
+- Mempool changes: getblocktemplate every ``poll_interval`` seconds in ZMQ mode (the TP
+  core decides whether fees rose enough to send anything); long-poll returns them otherwise.
+- A node that goes away (restart, crash) is waited for with backoff; a node in initial
+  block download is waited for too; nothing is served from a node that is not ready.
+- ``submitblock`` is retried while the node is unreachable; ``duplicate`` means accepted.
+
+python-bitcoinrpc is blocking, so calls run on a small thread pool; ``stop()`` shuts the
+sockets of calls in flight (a long-poll can otherwise sit for minutes) and joins the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import http.client
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+from urllib.parse import urlparse
+
+from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
+
+from ... import bitcoin as btc
+from ...errors import InvalidTemplateError, RpcError
+from ..core import TipInfo
+from ..template import BlockTemplate, TemplateTx
+from . import Source
+
+log = logging.getLogger("sv2ffi.tp.rpc")
+
+RPC_IN_WARMUP = -28
+RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
+#: bitcoind's names for --chain values in getblockchaininfo
+CHAIN_NAMES = {"main": "main", "test": "test", "testnet4": "testnet4", "signet": "signet",
+               "regtest": "regtest"}
+
+
+class RpcTimeout(RpcError):
+    """The call took longer than its timeout (expected for long-polls)."""
+
+
+def parse_gbt(j: dict, network: btc.Network) -> BlockTemplate:
+    """A getblocktemplate result -> BlockTemplate (bitcoind's own fee/weight/sigops/depends
+    are trusted; the transactions are not re-parsed)."""
+    try:
+        txs = []
+        for n, t in enumerate(j["transactions"]):
+            data = bytes.fromhex(t["data"])
+            weight = t.get("weight")
+            if weight is None:
+                weight = btc.Tx.from_bytes(data).weight
+            txs.append(TemplateTx(data, btc.hash_from_hex(t["txid"]),
+                                  btc.hash_from_hex(t.get("hash", t["txid"])), int(weight),
+                                  int(t.get("sigops", 0)), int(t["fee"]),
+                                  tuple(int(d) - 1 for d in t.get("depends", ()))))
+            if any(not 0 <= d < n for d in txs[-1].depends):
+                raise InvalidTemplateError(f"getblocktemplate: transaction {n} depends on a "
+                                           "later one")
+        tpl = BlockTemplate(network, int(j["height"]), btc.hash_from_hex(j["previousblockhash"]),
+                            int(j["version"]), int(j["bits"], 16), int(j["curtime"]),
+                            int(j["coinbasevalue"]), txs, min_time=int(j.get("mintime", 0)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidTemplateError(f"getblocktemplate result is malformed: {e!r}") from None
+    if tpl.coinbase_value < tpl.subsidy:
+        raise InvalidTemplateError("getblocktemplate: coinbasevalue below the subsidy "
+                                   "(wrong --chain?)")
+    return tpl
+
+
+class RpcSource(Source):
+    name = "rpc"
+
+    def __init__(self, url: str, *, network: btc.Network, user: Optional[str] = None,
+                 password: Optional[str] = None, cookie_file=None,
+                 zmq_hashblock: Optional[str] = None, poll_interval: float = 2.0,
+                 timeout: float = 30.0, longpoll_timeout: float = 120.0,
+                 retry_delay: float = 0.5, max_retry_delay: float = 10.0,
+                 submit_attempts: int = 10):
+        u = urlparse(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"--rpc-url must be http://host:port/, got {url!r}")
+        if cookie_file is None and (user is None or password is None):
+            raise ValueError("give --rpc-user and --rpc-password, or --rpc-cookie-file")
+        # credentials travel in our own Authorization header (any characters allowed),
+        # never in the URL
+        self._url = f"{u.scheme}://x:x@{u.hostname}:{u.port or 8332}{u.path or '/'}"
+        self.url = url
+        self.network = network
+        self.user, self.password = user, password
+        self.cookie_file = Path(cookie_file) if cookie_file else None
+        self.zmq_hashblock = zmq_hashblock
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.longpoll_timeout = longpoll_timeout
+        self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
+        self.submit_attempts = submit_attempts
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4,
+                                                           thread_name_prefix="sv2ffi-rpc")
+        self._inflight: set = set()
+        self._inflight_lock = threading.Lock()
+        self._task: Optional[asyncio.Task] = None
+        self._running = False
+        self._lpid: Optional[str] = None
+        self._tip: Optional[bytes] = None
+        self._ancestors: dict = {}
+        self.ready: Optional[asyncio.Event] = None  # set while the node serves templates
+        self.reconnects = 0
+        self.ibd_waits = 0
+        self.fast_tips = 0
+
+    def describe(self) -> str:
+        how = f"ZMQ hashblock {self.zmq_hashblock}" if self.zmq_hashblock else "long-poll"
+        return f"bitcoind JSON-RPC {self.url} ({how})"
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def _auth_header(self) -> bytes:
+        if self.cookie_file is not None:
+            try:
+                pair = self.cookie_file.read_text().strip()
+            except OSError as e:
+                raise RpcError(f"cannot read cookie file {self.cookie_file}: {e}") from None
+        else:
+            pair = f"{self.user}:{self.password}"
+        return b"Basic " + base64.b64encode(pair.encode())
+
+    def call_sync(self, method: str, *params, timeout: Optional[float] = None):
+        proxy = AuthServiceProxy(self._url, method, timeout=timeout or self.timeout)
+        proxy._AuthServiceProxy__auth_header = self._auth_header()
+        conn = proxy._AuthServiceProxy__conn
+        with self._inflight_lock:
+            if not self._running:
+                raise RpcError("source stopped")
+            self._inflight.add(conn)
+        try:
+            return proxy(*params)
+        except JSONRPCException as e:
+            raise RpcError(str(e.message), e.code) from None
+        except (socket.timeout, TimeoutError) as e:
+            raise RpcTimeout(f"{method} timed out") from e
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") from None
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(conn)
+            conn.close()
+
+    async def call(self, method: str, *params, timeout: Optional[float] = None):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.call_sync(
+            method, *params, timeout=timeout))
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._running = True
+        self.ready = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        with self._inflight_lock:
+            self._running = False
+            for conn in list(self._inflight):  # unblock long-polls and slow calls
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))
+
+    async def _run(self) -> None:
+        delay = self.retry_delay
+        while self._running:
+            try:
+                await self._wait_ready()
+                await self._refresh()
+                self.ready.set()
+                delay = self.retry_delay
+                if self.zmq_hashblock:
+                    await self._zmq_loop()
+                else:
+                    await self._longpoll_loop()
+            except asyncio.CancelledError:
+                raise
+            except (RpcError, InvalidTemplateError) as e:
+                if not self._running:
+                    return
+                self.ready.clear()
+                self.reconnects += 1
+                log.warning("bitcoind: %s; retrying in %.1f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+
+    async def _wait_ready(self) -> None:
+        """Until the node answers and has left initial block download."""
+        delay = self.retry_delay
+        while True:
+            try:
+                info = await self.call("getblockchaininfo")
+            except RpcError as e:
+                if e.code != RPC_IN_WARMUP:
+                    raise
+                log.info("bitcoind is starting: %s", e)
+            else:
+                chain = info.get("chain")
+                if chain != CHAIN_NAMES.get(self.network.name, chain):
+                    log.error("bitcoind runs chain %r but --chain is %r", chain, self.network.name)
+                if not info.get("initialblockdownload"):
+                    return
+                self.ibd_waits += 1
+                log.info("bitcoind is in initial block download (%s blocks); waiting",
+                         info.get("blocks"))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_delay)
+
+    async def _refresh(self, longpoll: bool = False) -> None:
+        req = {"rules": ["segwit"]}
+        if longpoll and self._lpid:
+            req["longpollid"] = self._lpid
+        try:
+            j = await self.call("getblocktemplate", req,
+                                timeout=self.longpoll_timeout if longpoll else None)
+        except RpcError as e:
+            if e.code == RPC_CLIENT_IN_INITIAL_DOWNLOAD:
+                await self._wait_ready()
+                return
+            raise
+        tpl = parse_gbt(j, self.network)
+        self._lpid = j.get("longpollid")
+        self._tip = tpl.prev_hash
+        if self._running:
+            self.sink.on_template(tpl)
+
+    async def _longpoll_loop(self) -> None:
+        while self._running:
+            try:
+                await self._refresh(longpoll=True)
+            except RpcTimeout:
+                continue
+
+    async def _zmq_loop(self) -> None:
+        import zmq
+        import zmq.asyncio
+        ctx = zmq.asyncio.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"hashblock")
+        sub.connect(self.zmq_hashblock)
+        try:
+            while self._running:
+                if await sub.poll(timeout=int(self.poll_interval * 1000)):
+                    parts = await sub.recv_multipart()
+                    if len(parts) >= 2 and parts[0] == b"hashblock" and len(parts[1]) == 32:
+                        block_hash = parts[1][::-1]
+                        if block_hash != self._tip:
+                            await self._fast_tip(block_hash)
+                await self._refresh()
+        finally:
+            sub.close()
+            ctx.term()
+
+    # ---- fast tip switch ----------------------------------------------------------------
+
+    async def _fast_tip(self, block_hash: bytes) -> None:
+        loop = asyncio.get_running_loop()
+        tip = await loop.run_in_executor(self._pool, self._tip_info_sync, block_hash)
+        if tip is not None and self._running:
+            self._tip = block_hash
+            self.fast_tips += 1
+            self.sink.on_tip(tip)
+
+    def _header(self, block_hash_hex: str) -> dict:
+        return self.call_sync("getblockheader", block_hash_hex, True)
+
+    def _ancestor(self, height: int) -> btc.HeaderInfo:
+        got = self._ancestors.get(height)
+        if got is None:
+            h = self._header(self.call_sync("getblockhash", height))
+            got = self._ancestors[height] = btc.HeaderInfo(height, int(h["time"]),
+                                                           int(h["bits"], 16))
+        return got
+
+    def _tip_info_sync(self, block_hash: bytes) -> Optional[TipInfo]:
+        """TipInfo for a block announced by ZMQ: its header, then the next nBits by the
+        network's rules (retarget boundaries, testnet's minimum-difficulty blocks)."""
+        h = self._header(btc.hash_hex(block_hash))
+        if h.get("confirmations", 1) < 0:  # already reorganised away
+            return None
+        height, bits = int(h["height"]), int(h["bits"], 16)
+        info = btc.HeaderInfo(height, int(h["time"]), bits)
+        self._ancestors[height] = info
+        new_time = max(int(h["mediantime"]) + 1, int(time.time()))
+        net = self.network
+        if net.no_retargeting and bits == net.pow_limit_bits:
+            next_bits = bits  # regtest: every block is at the limit
+        else:
+            next_bits = btc.next_work_required(net, info, new_time, self._ancestor)
+        return TipInfo(block_hash, height + 1, next_bits, new_time)
+
+    # ---- submitting ---------------------------------------------------------------------
+
+    async def submit_block(self, block: bytes) -> Optional[str]:
+        delay = self.retry_delay
+        last = None
+        for attempt in range(1, self.submit_attempts + 1):
+            try:
+                result = await self.call("submitblock", block.hex())
+            except RpcError as e:
+                if e.code is not None and e.code != RPC_IN_WARMUP:
+                    return f"submitblock error: {e}"  # the node understood and refused
+                last = e
+                log.warning("submitblock attempt %d failed: %s; retrying in %.1f s", attempt, e,
+                            delay)
+                if not self._running:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+                continue
+            if result is None or result == "duplicate":
+                return None
+            return str(result)
+        return f"submitblock failed after {self.submit_attempts} attempts: {last}"

@@ -1,0 +1,270 @@
+"""The template provider over real sockets and Noise, with the built-in regtest chain as
+source: the full flow, many clients, constraints, errors, solutions, security limits."""
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+from sv2ffi import bitcoin as btc
+from sv2ffi.aio import connect
+from sv2ffi.client import TdpClient
+from sv2ffi.connection import Connection
+from sv2ffi.errors import ConnectionClosed, Sv2Error
+from sv2ffi.framing import Frame
+from sv2ffi.keys import Keypair, encode_authority_pubkey
+from sv2ffi.messages import (NewTemplate, RequestTransactionDataError,
+                             RequestTransactionDataSuccess, SetNewPrevHash, SetupConnection,
+                             SubmitSolution)
+from sv2ffi.tp.core import TpConfig
+from sv2ffi.tp.runner import TpThread
+from sv2ffi.tp.server import TpService
+from sv2ffi.tp.sources.regtest import RegtestSource
+from sv2ffi.tp.storage import saved_blocks
+
+T = 20  # seconds: bound for every network wait
+
+
+@pytest.fixture
+def tp(tmp_path):
+    src = RegtestSource(mempool_interval=0, initial_txs=30, seed=5)
+    svc = TpService(src, datadir=tmp_path, config=TpConfig(stale_grace=0.5, max_clients=20))
+    runner = TpThread(svc).start()
+    yield runner
+    runner.stop()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def _client(tp, **kw):
+    return await TdpClient.connect("127.0.0.1", tp.port, authority_pubkey=tp.authority_pubkey,
+                                   timeout=T, **kw)
+
+
+async def _until_full(c):
+    """Messages until the client holds an active template with transactions."""
+    while not (c.state.prev_hash and c.state.current and c.state.current.merkle_path):
+        await c.recv(T)
+
+
+def test_full_flow_mines_blocks_through_sv2(tp, tmp_path):
+    chain = tp.service.source.chain
+    start = chain.height
+
+    async def main():
+        c = await _client(tp)
+        first = [await c.recv(T) for _ in range(3)]
+        assert [type(m).__name__ for m in first] == ["NewTemplate", "NewTemplate", "SetNewPrevHash"]
+        assert isinstance(first[0], NewTemplate) and first[0].future_template
+        await _until_full(c)
+        data = await c.request_transaction_data(c.state.current.template_id, T)
+        assert isinstance(data, RequestTransactionDataSuccess) and data.excess_data == bytes(32)
+        assert len(data.transaction_list) == 30
+        mined = []
+        for _ in range(3):
+            tid = c.state.current.template_id
+            await c.submit(c.mine_current())
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == tp.call(lambda: chain.tip_hash)
+            mined.append(tid)
+        await c.close()
+        return mined
+
+    mined = run(main())
+    assert tp.call(lambda: chain.height) == start + 3
+    blocks = saved_blocks(tmp_path)
+    assert len(blocks) == 3
+    assert [b.read_bytes() for b in blocks][-1][:80] == tp.call(lambda: chain.tip.header.serialize())
+    # the first block carried the 30 mempool transactions
+    assert len(tp.call(lambda: chain.blocks[start + 1].txs)) == 31
+
+
+def test_eight_clients_all_get_set_new_prev_hash_for_every_block(tp):
+    chain = tp.service.source.chain
+
+    async def main():
+        clients = [await _client(tp, max_additional_size=100 * i) for i in range(8)]
+        def next_future(m):
+            return isinstance(m, NewTemplate) and m.future_template
+
+        for c in clients:
+            await c.wait_for(SetNewPrevHash, T)
+            if not c.state.held_futures:
+                await c.wait_for(NewTemplate, T, next_future)
+        for n in range(4):
+            held = [set(c.state.held_futures) for c in clients]
+            assert all(held)
+            if n % 2:  # found by one of the clients
+                await clients[n].submit(clients[n].mine_current())
+            else:  # found elsewhere
+                tp.call(chain.generate, 1)
+            tip = None
+            for c, h in zip(clients, held):
+                snph = await c.wait_for(SetNewPrevHash, T)
+                assert snph.template_id in h, "SetNewPrevHash must reference a held future template"
+                tip = tip or snph.prev_hash
+                assert snph.prev_hash == tip
+                await c.wait_for(NewTemplate, T, next_future)  # the next height's, ahead of time
+        assert tip == tp.call(lambda: chain.tip_hash)
+        for c in clients:
+            await c.close()
+
+    run(main())
+
+
+def test_clients_with_different_constraints_get_templates_that_respect_them(tmp_path):
+    src = RegtestSource(mempool_interval=0, seed=9)
+    src.chain.add_random_transactions(60, sigops_every=3)
+    mempool_ids = set(src.chain.mempool)
+    svc = TpService(src, datadir=tmp_path, config=TpConfig(block_max_weight=40_000))
+    tp = TpThread(svc).start()
+    try:
+        async def main():
+            small = await _client(tp, max_additional_size=50, max_additional_sigops=1)
+            small2 = await _client(tp, max_additional_size=50, max_additional_sigops=1)
+            big = await _client(tp, max_additional_size=6000, max_additional_sigops=1)
+            sig = await _client(tp, max_additional_size=50, max_additional_sigops=19_900)
+            out = {}
+            for name, c in (("small", small), ("small2", small2), ("big", big), ("sig", sig)):
+                await c.wait_for(SetNewPrevHash, T)
+                nt = c.state.current
+                data = await c.request_transaction_data(nt.template_id, T)
+                txs = [btc.Tx.from_bytes(d) for d in data.transaction_list]
+                out[name] = (nt, txs)
+                # the block the client would build fits with its own reservation
+                weight = sum(t.weight for t in txs)
+                reserve = max(2000, 1168 + 4 * c_size(name))
+                assert weight <= 40_000 - reserve
+                assert sum(t.legacy_sigops_cost() for t in txs) <= 80_000 - 4 * c_sigops(name)
+                seen = set()
+                for t in txs:  # an unconfirmed parent is always included, and comes first
+                    for i in t.vin:
+                        if i.prev_txid in mempool_ids:
+                            assert i.prev_txid in seen
+                    seen.add(t.txid)
+            assert out["small"][0].template_id == out["small2"][0].template_id
+            assert len(out["big"][1]) < len(out["small"][1])
+            assert len(out["sig"][1]) < len(out["small"][1])
+            # a solution on the trimmed template is a valid block
+            await big.submit(big.mine_current())
+            await big.wait_for(SetNewPrevHash, T)
+            for c in (small, small2, big, sig):
+                await c.close()
+
+        def c_size(name):
+            return {"small": 50, "small2": 50, "big": 6000, "sig": 50}[name]
+
+        def c_sigops(name):
+            return {"small": 1, "small2": 1, "big": 1, "sig": 19_900}[name]
+
+        run(main())
+        assert svc.solutions and svc.solutions[-1][2] is None
+    finally:
+        tp.stop()
+
+
+def test_impossible_constraints_close_the_connection_and_others_continue(tp):
+    async def main():
+        ok = await _client(tp)
+        bad = await _client(tp, max_additional_size=900_000)
+        with pytest.raises((ConnectionClosed, asyncio.TimeoutError, Sv2Error)):
+            while True:
+                await bad.recv(T)
+        await ok.wait_for(SetNewPrevHash, T)
+        await ok.close()
+
+    run(main())
+
+
+def test_request_transaction_data_errors_and_stale_solutions_are_harmless(tp):
+    chain = tp.service.source.chain
+
+    async def main():
+        c = await _client(tp)
+        await _until_full(c)
+        old = c.state.current
+        old_snph = c.state.prev_hash
+        r = await c.request_transaction_data(987_654, T)
+        assert isinstance(r, RequestTransactionDataError) and r.error_code == "template-id-not-found"
+        tp.call(chain.generate, 1)
+        await c.wait_for(SetNewPrevHash, T)
+        # after the grace period (0.5 s here) the old template is stale
+        for _ in range(100):
+            r = await c.request_transaction_data(old.template_id, T)
+            if isinstance(r, RequestTransactionDataError):
+                break
+            await asyncio.sleep(0.1)
+        assert r.error_code == "stale-template-id"
+        # a solution for the stale template, and one for an unknown id: logged, ignored
+        from sv2ffi.client import build_coinbase, solve
+        sol = solve(old, old_snph, build_coinbase(old))
+        await c.submit(sol)
+        await c.submit(SubmitSolution(template_id=55_555, version=1, header_timestamp=1,
+                                      header_nonce=0, coinbase_tx=b"\x00" * 10))
+        # the session is still fine: it can mine on the current template
+        await c.submit(c.mine_current())
+        await c.wait_for(SetNewPrevHash, T)
+        await c.close()
+
+    h = tp.call(lambda: chain.height)
+    run(main())
+    assert tp.call(lambda: chain.height) == h + 2
+
+
+def test_wrong_authority_key_is_refused_by_the_client(tp):
+    other = encode_authority_pubkey(Keypair.generate().xonly)
+
+    async def main():
+        with pytest.raises(Sv2Error):
+            await TdpClient.connect("127.0.0.1", tp.port, authority_pubkey=other, timeout=T)
+
+    run(main())
+
+
+def test_oversized_frame_from_a_client_is_refused(tp):
+    async def main():
+        s = await connect("127.0.0.1", tp.port, connection=Connection.initiator(None), timeout=T)
+        await s.send(SetupConnection(protocol=2, min_version=2, max_version=2, flags=0,
+                                     endpoint_host="", endpoint_port=0, vendor="", hardware_version="",
+                                     firmware="", device_id=""))
+        await s.recv()
+        big = s.connection.send_frame(Frame(0, 0x76, b"\x00" * 200_000))
+        try:
+            await s.send_raw(big)
+        except ConnectionClosed:
+            pass
+        with pytest.raises((ConnectionClosed, Sv2Error)):
+            while True:
+                await asyncio.wait_for(s.recv(), T)
+
+    run(main())
+
+
+def test_legacy_constraints_client(tp):
+    async def main():
+        c = await _client(tp, legacy_constraints=True, max_additional_size=500)
+        await c.wait_for(SetNewPrevHash, T)
+        await c.close()
+
+    run(main())
+
+
+def test_key_files_are_private_and_reused(tmp_path):
+    src = RegtestSource(mempool_interval=0)
+    tp = TpThread(TpService(src, datadir=tmp_path)).start()
+    key = tp.authority_pubkey
+    tp.stop()
+    files = [p for p in tmp_path.iterdir() if p.is_file() and "key" in p.name and not p.name.endswith(".pub")]
+    assert files
+    for p in files:
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o600
+    tp2 = TpThread(TpService(RegtestSource(mempool_interval=0), datadir=tmp_path)).start()
+    assert tp2.authority_pubkey == key
+    tp2.stop()
+
+
+def test_binds_loopback_by_default(tp):
+    assert tp.service.server.host == "127.0.0.1"
