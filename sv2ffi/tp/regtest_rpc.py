@@ -63,6 +63,9 @@ class RegtestRpcServer:
         self._zmq_ctx = None
         self._zmq_sock = None
         self._zmq_seq = 0
+        self._zmq_reader: Optional[asyncio.Task] = None
+        self.zmq_subscriptions = 0
+        self._sub_event: Optional[asyncio.Event] = None
         self._conns: set = set()
 
     @property
@@ -86,11 +89,15 @@ class RegtestRpcServer:
         self._changed = asyncio.Event()
         if self.zmq_endpoint:
             import zmq
-            self._zmq_ctx = zmq.Context()
-            self._zmq_sock = self._zmq_ctx.socket(zmq.PUB)
+            import zmq.asyncio
+            # XPUB rather than PUB: it also tells us when a subscriber has joined, so tests
+            # can wait for that instead of sleeping
+            self._zmq_ctx = zmq.asyncio.Context()
+            self._zmq_sock = self._zmq_ctx.socket(zmq.XPUB)
             self._zmq_sock.setsockopt(zmq.LINGER, 0)
             self._zmq_sock.bind(self.zmq_endpoint)
             self.zmq_endpoint = self._zmq_sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+            self._zmq_reader = asyncio.get_running_loop().create_task(self._count_subscribers())
         self.chain.on_block.append(self._on_block)
         self.chain.on_mempool.append(self._on_mempool)
         self._server = await asyncio.start_server(self._client, self.host, self._port)
@@ -111,6 +118,8 @@ class RegtestRpcServer:
             await self._server.wait_closed()
             self._server = None
         if self._zmq_sock is not None:
+            self._zmq_reader.cancel()
+            await asyncio.gather(self._zmq_reader, return_exceptions=True)
             self._zmq_sock.close()
             self._zmq_ctx.term()
             self._zmq_sock = self._zmq_ctx = None
@@ -134,6 +143,20 @@ class RegtestRpcServer:
 
     def _on_mempool(self, chain: RegtestChain) -> None:
         self._wake()
+
+    async def _count_subscribers(self) -> None:
+        while True:
+            msg = await self._zmq_sock.recv()
+            if msg[:1] == b"\x01":
+                self.zmq_subscriptions += 1
+                if self._sub_event is not None:
+                    self._sub_event.set()
+
+    async def wait_for_subscriber(self, timeout: float = 10) -> None:
+        """Until at least one ZMQ subscriber has joined (since start)."""
+        while self.zmq_subscriptions == 0:
+            self._sub_event = asyncio.Event()
+            await asyncio.wait_for(self._sub_event.wait(), timeout)
 
     def _wake(self) -> None:
         if self._changed is not None:

@@ -1,0 +1,280 @@
+"""The bitcoind ``rpc`` source over real HTTP (python-bitcoinrpc) and real ZMQ, against the
+built-in regtest chain's JSON-RPC endpoint: full SV2 flow, ZMQ fast tip switch, long-poll,
+cookie auth, node restart, initial block download, submitblock retries."""
+
+import asyncio
+import time
+
+import pytest
+from bitcoinrpc.authproxy import AuthServiceProxy
+
+from sv2ffi import bitcoin as btc
+from sv2ffi.client import TdpClient
+from sv2ffi.errors import InvalidTemplateError, RpcError
+from sv2ffi.messages import NewTemplate, RequestTransactionDataSuccess, SetNewPrevHash
+from sv2ffi.tp.core import TpConfig
+from sv2ffi.tp.regtest import RegtestChain
+from sv2ffi.tp.regtest_rpc import RegtestRpcServer
+from sv2ffi.tp.runner import BackgroundLoop, TpThread
+from sv2ffi.tp.server import TpService
+from sv2ffi.tp.sources.rpc import RpcSource, parse_gbt
+
+T = 20
+REGTEST = btc.NETWORKS["regtest"]
+
+
+class Node:
+    """The demo chain's JSON-RPC endpoint on its own loop thread, restartable on one port."""
+
+    def __init__(self, tmp_path, zmq=False, **kw):
+        self.bg = BackgroundLoop("node")
+        self.chain = RegtestChain(seed=11)
+        self.cookie = tmp_path / "regtest" / ".cookie"
+        self.zmq = "tcp://127.0.0.1:*" if zmq else None
+        self.kw = kw
+        self.port = 0
+        self.server = None
+        self.start()
+
+    def start(self, ibd=False):
+        self.server = RegtestRpcServer(self.chain, port=self.port, cookie_file=self.cookie,
+                                       zmq_endpoint=self.zmq, **self.kw)
+        self.server.ibd = ibd
+        self.bg.run(self.server.start())
+        self.port = self.server.port
+        if self.zmq:
+            self.zmq = self.server.zmq_endpoint  # keep the chosen port across restarts
+
+    def stop(self):
+        self.bg.run(self.server.stop())
+
+    def rpc(self):
+        user, pw = self.cookie.read_text().split(":")
+        return AuthServiceProxy(f"http://{user}:{pw}@127.0.0.1:{self.port}/", timeout=T)
+
+    def do(self, fn, *args):
+        return self.bg.call(fn, *args)
+
+    def close(self):
+        self.stop()
+        self.bg.close()
+
+
+def make_tp(node, tmp_path, poll_interval=0.2):
+    src = RpcSource(node.server.url, network=REGTEST, cookie_file=node.cookie,
+                    zmq_hashblock=node.zmq, retry_delay=0.05, max_retry_delay=0.2,
+                    poll_interval=poll_interval)
+    svc = TpService(src, datadir=tmp_path / "tp", config=TpConfig(stale_grace=1))
+    return TpThread(svc).start(), src
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def client(tp, **kw):
+    return await TdpClient.connect("127.0.0.1", tp.port, authority_pubkey=tp.authority_pubkey,
+                                   timeout=T, **kw)
+
+
+def wait_until(pred, timeout=T):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("zmq", [False, True], ids=["longpoll", "zmq"])
+def test_full_flow_through_bitcoind_rpc(tmp_path, zmq):
+    node = Node(tmp_path, zmq=zmq, longpoll_mempool_delay=0.1)
+    node.do(node.chain.add_random_transactions, 25)
+    tp, src = make_tp(node, tmp_path)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            while not c.state.current.merkle_path:
+                await c.recv(T)
+            data = await c.request_transaction_data(c.state.current.template_id, T)
+            assert isinstance(data, RequestTransactionDataSuccess)
+            assert len(data.transaction_list) == 25 and data.excess_data == bytes(32)
+            # our commitment equals bitcoind's default_witness_commitment for the same set
+            gbt = node.rpc().getblocktemplate({"rules": ["segwit"]})
+            commit = bytes.fromhex(gbt["default_witness_commitment"])
+            outs = c.state.current.coinbase_tx_outputs
+            assert commit in outs
+            h0 = node.do(lambda: node.chain.height)
+            await c.submit(c.mine_current())
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert node.do(lambda: node.chain.height) == h0 + 1
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            # a block from elsewhere (generatetoaddress over RPC) is a new tip as well
+            addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
+            node.rpc().generatetoaddress(1, addr)
+            snph2 = await c.wait_for(SetNewPrevHash, T)
+            assert snph2.prev_hash == node.do(lambda: node.chain.tip_hash)
+            # fee-paying transactions arrive: a fee-driven update follows (delta 1000 sat)
+            node.rpc().generate_transactions(10, 20, 40)
+            nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template)
+            assert len(nt.merkle_path) >= 3
+            await c.close()
+
+        run(main())
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_zmq_tip_change_sends_set_new_prev_hash_referencing_the_preannounced_future(tmp_path):
+    node = Node(tmp_path, zmq=True)
+    # no periodic getblocktemplate during the test: only ZMQ can announce the block
+    tp, src = make_tp(node, tmp_path, poll_interval=600)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            if not c.state.held_futures:
+                await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+            held = set(c.state.held_futures)
+            fut = c.state.templates[max(held)]
+            node.bg.run(node.server.wait_for_subscriber(T))
+            node.do(node.chain.generate, 1)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.template_id in held
+            assert btc.parse_bip34_height(fut.coinbase_prefix) == node.do(lambda: node.chain.height) + 1
+            await c.close()
+
+        run(main())
+        assert src.fast_tips >= 1
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_node_restart_with_a_new_cookie_is_survived(tmp_path):
+    node = Node(tmp_path, zmq=True)
+    tp, src = make_tp(node, tmp_path)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            old_cookie = node.cookie.read_text()
+            node.stop()
+            await asyncio.sleep(0.3)  # the source notices while the node is down
+            node.start()
+            assert node.cookie.read_text() != old_cookie
+            node.do(node.chain.generate, 1)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            await c.submit(c.mine_current())
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            await c.close()
+
+        run(main())
+        assert src.reconnects >= 1
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_waits_while_the_node_is_in_initial_block_download(tmp_path):
+    node = Node(tmp_path)
+    node.stop()
+    node.start(ibd=True)
+    tp, src = make_tp(node, tmp_path)
+    try:
+        wait_until(lambda: src.ibd_waits >= 1)
+        assert tp.service.core.tip is None  # nothing served from a syncing node
+        node.server.ibd = False
+        wait_until(lambda: tp.service.core.tip is not None)
+
+        async def main():
+            c = await client(tp)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            await c.close()
+
+        run(main())
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_submitblock_is_retried_until_the_node_is_back(tmp_path):
+    node = Node(tmp_path)
+    tp, src = make_tp(node, tmp_path)
+    try:
+        wait_until(lambda: src.ready is not None and src.ready.is_set())
+        blk = node.do(lambda: node.chain.mine_template(node.chain.block_template()))
+        node.stop()
+        result = asyncio.run_coroutine_threadsafe(
+            src.submit_block(blk.serialize()), tp.loop)
+        time.sleep(0.3)
+        assert not result.done()
+        node.start()
+        assert result.result(T) is None
+        assert node.do(lambda: node.chain.tip_hash) == blk.hash
+        # a second submission is a duplicate, which counts as accepted
+        again = asyncio.run_coroutine_threadsafe(src.submit_block(blk.serialize()), tp.loop)
+        assert again.result(T) is None
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_wrong_credentials_are_reported_and_retried(tmp_path):
+    node = Node(tmp_path)
+    src = RpcSource(node.server.url, network=REGTEST, user="__cookie__", password="wrong",
+                    retry_delay=0.05, max_retry_delay=0.1)
+    svc = TpService(src, datadir=tmp_path / "tp")
+    tp = TpThread(svc).start()
+    try:
+        wait_until(lambda: src.reconnects >= 2)
+        assert svc.core.tip is None
+        with pytest.raises(RpcError, match="401"):
+            src._running = True
+            src.call_sync("getblockchaininfo")
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_bitcoind_subset_over_http(tmp_path):
+    node = Node(tmp_path)
+    try:
+        rpc = node.rpc()
+        info = rpc.getblockchaininfo()
+        assert info["chain"] == "regtest" and info["blocks"] == 101
+        best = rpc.getbestblockhash()
+        hdr = node.rpc().getblockheader(best)
+        assert hdr["height"] == 101 and hdr["bits"] == "207fffff"
+        assert node.rpc().getblockhash(101) == best
+        from bitcoinrpc.authproxy import JSONRPCException
+        with pytest.raises(JSONRPCException, match="segwit"):
+            node.rpc().getblocktemplate({})
+        with pytest.raises(JSONRPCException):
+            node.rpc().getblockhash(10_000)
+        with pytest.raises(JSONRPCException):
+            node.rpc().nosuchmethod()
+        with pytest.raises(JSONRPCException, match="Block decode failed"):
+            node.rpc().submitblock("00")
+        gbt = node.rpc().getblocktemplate({"rules": ["segwit"]})
+        tpl = parse_gbt(gbt, REGTEST)
+        assert tpl.height == 102 and tpl.bits == 0x207FFFFF and tpl.prev_hash == btc.hash_from_hex(best)
+    finally:
+        node.close()
+
+
+def test_malformed_getblocktemplate_results_are_typed_errors():
+    with pytest.raises(InvalidTemplateError):
+        parse_gbt({"height": 1}, REGTEST)
+    good = {"transactions": [], "height": 200, "previousblockhash": "00" * 32, "version": 1,
+            "bits": "207fffff", "curtime": 1, "coinbasevalue": 1}
+    with pytest.raises(InvalidTemplateError, match="subsidy"):
+        parse_gbt(good, REGTEST)
+    bad = dict(good, coinbasevalue=10**10, transactions=[
+        {"data": "00", "txid": "11" * 32, "fee": 1, "weight": 4, "depends": [1]}])
+    with pytest.raises(InvalidTemplateError, match="depends"):
+        parse_gbt(bad, REGTEST)
