@@ -96,9 +96,24 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_codec_demo
+    from .demo import run_demo
 
-    return run_codec_demo(sys.stdout)
+    return run_demo(sys.stdout)
+
+
+# ---- tp / client (template provider and a TDP client) ---------------------------------
+
+
+def cmd_tp(args: argparse.Namespace) -> int:
+    from .tp.app import run_tp
+
+    return run_tp(args)
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    from .client import run_client
+
+    return run_client(args)
 
 
 # ---- keygen / ping-pong (Noise transport) ---------------------------------------------
@@ -195,6 +210,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the end-to-end demo")
     demo.set_defaults(func=cmd_demo)
+
+    tp = sub.add_parser("tp", help="run a template provider (built-in regtest chain or bitcoind)",
+                        description="Serve Stratum V2 templates over Noise. Flags follow sv2-tp's; "
+                        "see docs/operator-guide.md.")
+    tp.add_argument("--sv2-bind", default="127.0.0.1", help="address to listen on "
+                    "(default 127.0.0.1; expose deliberately)")
+    tp.add_argument("--sv2-port", type=int, default=None, help="port (default per chain: 8442 "
+                    "main, 18442 testnet3, 48442 testnet4, 38442 signet, 18447 regtest)")
+    tp.add_argument("--template-interval", type=float, default=5.0,
+                    help="minimum seconds between fee-driven updates (new tips never wait)")
+    tp.add_argument("--fee-delta", type=int, default=1000,
+                    help="sat the fees must rise by for an update (default 1000)")
+    tp.add_argument("--datadir", help="keys (0600) and solved blocks (default ~/.sv2ffi/CHAIN)")
+    tp.add_argument("--chain", default="regtest",
+                    help="main, test(net3), testnet4, signet, regtest (default regtest)")
+    tp.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
+                    help="regtest: the built-in in-memory test/demo chain (default); rpc: bitcoind")
+    tp.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (default http://127.0.0.1:<chain "
+                    "rpc port>/)")
+    tp.add_argument("--rpc-user", help="JSON-RPC user (or use --rpc-cookie-file)")
+    tp.add_argument("--rpc-password", help="JSON-RPC password")
+    tp.add_argument("--rpc-cookie-file", help="bitcoind's .cookie (default "
+                    "~/.bitcoin/<chain>/.cookie when no user/password is given)")
+    tp.add_argument("--zmq-hashblock", help="bitcoind's -zmqpubhashblock endpoint, e.g. "
+                    "tcp://127.0.0.1:28332 (default: long-poll getblocktemplate)")
+    tp.add_argument("--log-level", help="debug, info, warning, error (default from "
+                    "SV2FFI_LOG_LEVEL, else info)")
+    tp.add_argument("--max-clients", type=int, default=100, help="connections served at once")
+    tp.add_argument("--mempool-interval", type=float, default=2.0,
+                    help="regtest source: seconds between new demo mempool transactions")
+    tp.add_argument("--regtest-rpc-port", type=int, default=None,
+                    help="regtest source: also serve the chain's bitcoind-style JSON-RPC on this "
+                    "port (cookie in DATADIR/regtest-rpc/.cookie)")
+    tp.add_argument("--regtest-zmq-hashblock", default=None,
+                    help="regtest source with --regtest-rpc-port: publish ZMQ hashblock here")
+    tp.set_defaults(func=cmd_tp)
+
+    cl = sub.add_parser("client", help="a Template Distribution client over Noise "
+                        "(prints templates; --mine mines regtest templates)")
+    cl.add_argument("--host", default="127.0.0.1")
+    cl.add_argument("--port", type=int, default=18447)
+    cl.add_argument("--authority-pubkey", help="TP authority key (base58check); verifies the "
+                    "TP's certificate")
+    cl.add_argument("--max-additional-size", type=int, default=1000,
+                    help="CoinbaseOutputConstraints: bytes of coinbase outputs we add")
+    cl.add_argument("--max-additional-sigops", type=int, default=100,
+                    help="CoinbaseOutputConstraints: sigops of those outputs")
+    cl.add_argument("--request-tx-data", action="store_true",
+                    help="RequestTransactionData for every active template")
+    cl.add_argument("--mine", action="store_true", help="CPU-mine (regtest) and SubmitSolution")
+    cl.add_argument("--blocks", type=int, default=0, help="with --mine: exit after N blocks")
+    cl.add_argument("--interval", type=float, default=1.0,
+                    help="with --mine: seconds to wait on each tip before mining it")
+    cl.add_argument("--payout-address", help="with --mine: regtest bech32 payout address")
+    cl.add_argument("--timeout", type=float, default=120.0,
+                    help="exit if no message arrives for this long")
+    cl.set_defaults(func=cmd_client)
 
     kg = sub.add_parser("keygen", help="write an authority key pair and a static key (0600) "
                         "and print the authority public key")

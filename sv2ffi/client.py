@@ -224,3 +224,76 @@ def _height(nt: NewTemplate) -> str:
         return str(btc.parse_bip34_height(nt.coinbase_prefix))
     except Exception:
         return "?"
+
+
+# ---- `sv2ffi client` -----------------------------------------------------------------------
+
+
+async def client_main(args, out=None) -> int:
+    """Print templates as they arrive; optionally request their transactions and mine."""
+    import sys
+    out = out or sys.stdout
+    payout = btc.P2WSH_OP_TRUE
+    if args.payout_address:
+        payout = btc.decode_segwit_address("bcrt", args.payout_address)
+    c = await TdpClient.connect(args.host, args.port, authority_pubkey=args.authority_pubkey,
+                                max_additional_size=args.max_additional_size,
+                                max_additional_sigops=args.max_additional_sigops,
+                                timeout=args.timeout)
+    verified = "verified" if args.authority_pubkey else "NOT verified (no --authority-pubkey)"
+    print(f"connected to {args.host}:{args.port} over Noise; certificate {verified}", file=out,
+          flush=True)
+    mined = 0
+    last_tip = None
+
+    async def show(msg):
+        print("<- " + describe(msg), file=out, flush=True)
+        if args.request_tx_data and isinstance(msg, NewTemplate) and not msg.future_template:
+            reply = await c.request_transaction_data(msg.template_id, args.timeout)
+            print("<- " + describe(reply), file=out, flush=True)
+
+    try:
+        while True:
+            await show(await c.recv(args.timeout))
+            tip = c.state.prev_hash
+            if not args.mine or tip is None or tip.prev_hash == last_tip:
+                continue
+            # one block per tip, paced by --interval; take in what arrived meanwhile (the
+            # full template usually follows SetNewPrevHash within milliseconds)
+            await asyncio.sleep(args.interval)
+            while True:
+                try:
+                    await show(await c.recv(0.05))
+                except asyncio.TimeoutError:
+                    break
+            if c.state.prev_hash.prev_hash != tip.prev_hash:
+                continue  # the tip moved while we waited: start over on the new one
+            sol = c.mine_current(payout)
+            if sol is None:
+                print("   (target out of CPU reach; not mining)", file=out, flush=True)
+                last_tip = tip.prev_hash
+                continue
+            await c.submit(sol)
+            last_tip = tip.prev_hash
+            mined += 1
+            print(f"-> SubmitSolution template={sol.template_id} nonce={sol.header_nonce}",
+                  file=out, flush=True)
+            if args.blocks and mined >= args.blocks:
+                return 0
+    except asyncio.TimeoutError:
+        print(f"no message for {args.timeout} s; exiting", file=out)
+        return 1
+    finally:
+        await c.close()
+
+
+def run_client(args) -> int:
+    import sys
+    from .errors import Sv2Error
+    try:
+        return asyncio.run(client_main(args))
+    except (Sv2Error, OSError, ValueError) as e:
+        print(f"sv2ffi client: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 0
