@@ -192,6 +192,37 @@ def cmd_ping_pong(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- C ABI: config, interop ------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import NotInstalledError, find
+
+    try:
+        inst = find()
+    except NotInstalledError as e:
+        return _fail(str(e))
+    flags = [v for k, v in (("cflags", inst.cflags()), ("libs", inst.libs())) if getattr(args, k)]
+    if flags:
+        print(" ".join(flags))
+    paths = {"prefix": inst.prefix, "libdir": inst.lib_dir, "includedir": inst.include_dir,
+             "cmake_prefix_path": inst.prefix, "pkg_config_path": inst.pkg_config_dir}
+    asked = [k for k in paths if getattr(args, k)]
+    for k in asked:
+        print(paths[k])
+    if not flags and not asked:
+        print(f"prefix      {inst.prefix}\nlibrary     {inst.library}\nheader      {inst.header}"
+              f"\ncflags      {inst.cflags()}\nlibs        {inst.libs()}"
+              f"\npkg-config  {inst.pkg_config_dir}\ncmake       {inst.cmake_dir}")
+    return 0
+
+
+def cmd_interop(args: argparse.Namespace) -> int:
+    from .capi.interop import main as interop_main
+
+    return interop_main(args.build_dir, args.only)
+
+
 # ---- parser -------------------------------------------------------------------------
 
 
@@ -207,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="encode JSON messages (as `decode` prints) to hex frames")
     e.add_argument("json", nargs="?", help="a JSON object or list; default: read stdin")
     e.set_defaults(func=cmd_encode)
+
+    c = sub.add_parser("config", help="where libsv2 is installed and how to build against it")
+    for flag, what in (("--cflags", "compiler flags"), ("--libs", "linker flags"),
+                       ("--prefix", "installation prefix"), ("--libdir", "library directory"),
+                       ("--includedir", "header directory"),
+                       ("--cmake-prefix-path", "for CMAKE_PREFIX_PATH (find_package(sv2ffi))"),
+                       ("--pkg-config-path", "for PKG_CONFIG_PATH (pkg-config sv2ffi)")):
+        c.add_argument(flag, action="store_true", help=what)
+    c.set_defaults(func=cmd_config)
+
+    io = sub.add_parser("interop", help="build libsv2 and the C++ examples, run each against "
+                                        "its Python peer, print a transcript")
+    io.add_argument("--build-dir", help="CMake build directory (default build/capi)")
+    io.add_argument("--only", action="append", choices=["template_provider", "noise_server",
+                                                        "noise_client"],
+                    help="run only this example (repeatable)")
+    io.set_defaults(func=cmd_interop)
 
     demo = sub.add_parser("demo", help="run the end-to-end demo")
     demo.set_defaults(func=cmd_demo)

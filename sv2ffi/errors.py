@@ -229,3 +229,12 @@ class RpcError(Sv2Error):
         self.reason = reason
         self.code = code
         super().__init__(reason if code is None else f"{reason} (code {code})")
+
+
+# ---- C ABI (issue 4) ----------------------------------------------------------------------
+
+
+class InvalidArgumentError(Sv2Error, ValueError):
+    """A C caller passed a NULL pointer, a freed or foreign handle, or an impossible size."""
+
+    status = "SV2_ERR_INVALID_ARGUMENT"

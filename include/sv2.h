@@ -1,0 +1,607 @@
+/* sv2.h: the C API of libsv2 (sv2ffi), ABI version 1.
+ *
+ * GENERATED FILE, DO NOT EDIT. It is rendered from sv2ffi/schema.py and
+ * sv2ffi/capi/abi.py by `python scripts/build_header.py`, and checked against them
+ * by `python scripts/build_header.py --check` (CI and the pre-push hook).
+ *
+ * C11, usable unchanged from C++. Guide (ownership, threading, errors, example):
+ * docs/c-api.md. Status: every function returning Sv2Status gives SV2_OK (0),
+ * SV2_NEED_MORE_DATA (> 0) or an error (< 0) and then sv2_last_error() says why.
+ */
+#ifndef SV2_H
+#define SV2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- ABI --------------------------------------------------------------------------------- */
+
+/** what sv2_abi_version() returns */
+#define SV2_ABI_VERSION 1
+
+/* ---- Frames ------------------------------------------------------------------------------ */
+
+/** extension_type U16 | msg_type U8 | length U24 */
+#define SV2_FRAME_HEADER_SIZE 6
+/** largest payload a frame header can carry */
+#define SV2_MAX_PAYLOAD 16777215
+/** channel_msg bit of extension_type */
+#define SV2_CHANNEL_BIT 0x8000
+/** extension_type without the channel bit */
+#define SV2_EXTENSION_TYPE_MASK 0x7fff
+
+/* ---- Noise and keys ---------------------------------------------------------------------- */
+
+/** secret key or BIP340 x-only public key */
+#define SV2_KEY_SIZE 32
+/** SIGNATURE_NOISE_MESSAGE: version, validity, Schnorr signature */
+#define SV2_CERTIFICATE_SIZE 74
+/** ElligatorSwift public key */
+#define SV2_NOISE_ELLSWIFT_SIZE 64
+/** ChaCha20-Poly1305 tag */
+#define SV2_NOISE_MAC_SIZE 16
+/** handshake act 1 (initiator -> responder) */
+#define SV2_NOISE_ACT1_SIZE 64
+/** handshake act 2 (responder -> initiator) */
+#define SV2_NOISE_ACT2_SIZE 234
+/** encrypted frame header */
+#define SV2_NOISE_HEADER_CT_SIZE 22
+/** largest encrypted chunk */
+#define SV2_NOISE_MAX_CT_CHUNK 65535
+/** plaintext bytes per chunk */
+#define SV2_NOISE_MAX_PT_CHUNK 65519
+/** buffer size for an authority public key in text form, with the NUL */
+#define SV2_AUTHORITY_PUBKEY_TEXT_SIZE 53
+
+/* ---- Protocol values --------------------------------------------------------------------- */
+
+/** SetupConnection.protocol 0 */
+#define SV2_PROTOCOL_MINING 0
+/** SetupConnection.protocol 1 */
+#define SV2_PROTOCOL_JOB_DECLARATION 1
+/** SetupConnection.protocol 2 */
+#define SV2_PROTOCOL_TEMPLATE_DISTRIBUTION 2
+/** the protocol version SetupConnection must include */
+#define SV2_PROTOCOL_VERSION 2
+/** sigops assumed for the 4-byte legacy CoinbaseOutputConstraints */
+#define SV2_LEGACY_COINBASE_SIGOPS 400
+/** error_code string */
+#define SV2_ERROR_CODE_UNSUPPORTED_FEATURE_FLAGS "unsupported-feature-flags"
+/** error_code string */
+#define SV2_ERROR_CODE_UNSUPPORTED_PROTOCOL "unsupported-protocol"
+/** error_code string */
+#define SV2_ERROR_CODE_PROTOCOL_VERSION_MISMATCH "protocol-version-mismatch"
+/** error_code string */
+#define SV2_ERROR_CODE_TEMPLATE_ID_NOT_FOUND "template-id-not-found"
+/** error_code string */
+#define SV2_ERROR_CODE_STALE_TEMPLATE_ID "stale-template-id"
+
+/* ---- Channel bits ------------------------------------------------------------------------ */
+
+/** SetupConnection: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_SETUP_CONNECTION 0x0000
+/** SetupConnection.Success: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_SETUP_CONNECTION_SUCCESS 0x0000
+/** SetupConnection.Error: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_SETUP_CONNECTION_ERROR 0x0000
+/** ChannelEndpointChanged: bit to set in extension_type (a channel message) */
+#define SV2_CHANNEL_BIT_CHANNEL_ENDPOINT_CHANGED 0x8000
+/** Reconnect: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_RECONNECT 0x0000
+/** CoinbaseOutputConstraints: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_COINBASE_OUTPUT_CONSTRAINTS 0x0000
+/** NewTemplate: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_NEW_TEMPLATE 0x0000
+/** SetNewPrevHash: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_SET_NEW_PREV_HASH 0x0000
+/** RequestTransactionData: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_REQUEST_TRANSACTION_DATA 0x0000
+/** RequestTransactionData.Success: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_REQUEST_TRANSACTION_DATA_SUCCESS 0x0000
+/** RequestTransactionData.Error: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_REQUEST_TRANSACTION_DATA_ERROR 0x0000
+/** SubmitSolution: bit to set in extension_type (not a channel message) */
+#define SV2_CHANNEL_BIT_SUBMIT_SOLUTION 0x0000
+
+/* ---- Types ------------------------------------------------------------------------------- */
+
+/**
+ * What every fallible function returns: SV2_OK, SV2_NEED_MORE_DATA (> 0) or an error (< 0;
+ * sv2_last_error() says why).
+ */
+typedef enum Sv2Status {
+    /** success */
+    SV2_OK = 0,
+    /** nothing to return yet: feed more bytes, then call again */
+    SV2_NEED_MORE_DATA = 1,
+    /**
+     * a NULL or dangling handle, a NULL pointer, or a message field whose value does not fit
+     * its SV2 type
+     */
+    SV2_ERR_INVALID_ARGUMENT = -1,
+    /** bytes that are not a well-formed SV2 frame */
+    SV2_ERR_INVALID_FRAME = -2,
+    /** a frame of an unknown message type; it was consumed, the stream stays usable */
+    SV2_ERR_UNKNOWN_MESSAGE = -3,
+    /** a payload that does not decode as its message type */
+    SV2_ERR_DECODE = -4,
+    /** a frame larger than the limit; the stream is unusable */
+    SV2_ERR_PAYLOAD_TOO_BIG = -5,
+    /** the Noise handshake failed; drop the connection */
+    SV2_ERR_HANDSHAKE = -6,
+    /** an encrypted frame failed authentication; drop the connection */
+    SV2_ERR_DECRYPTION = -7,
+    /** the connection was closed or failed before and cannot be used */
+    SV2_ERR_CLOSED = -8,
+    /** a bug or resource failure inside libsv2 (see sv2_last_error) */
+    SV2_ERR_INTERNAL = -9,
+} Sv2Status;
+
+/**
+ * Values of Sv2Message.type: the SV2 msg_type (extension_type 0; an extension's messages would
+ * carry it in bits 8-22).
+ */
+typedef enum Sv2MsgType {
+    /**
+     * SetupConnection (common): First message of a connection: which protocol and versions the
+     * client speaks.
+     */
+    SV2_MSG_SETUP_CONNECTION = 0x00,
+    /**
+     * SetupConnection.Success (common): The server accepts the connection and says which
+     * version it will use.
+     */
+    SV2_MSG_SETUP_CONNECTION_SUCCESS = 0x01,
+    /**
+     * SetupConnection.Error (common): The server refuses the connection; it closes it after
+     * sending this.
+     */
+    SV2_MSG_SETUP_CONNECTION_ERROR = 0x02,
+    /**
+     * ChannelEndpointChanged (common): The upstream endpoint of a channel changed; the client
+     * must reset its state for it.
+     */
+    SV2_MSG_CHANNEL_ENDPOINT_CHANGED = 0x03,
+    /**
+     * Reconnect (common): Ask the client to reconnect elsewhere (same authority key required).
+     */
+    SV2_MSG_RECONNECT = 0x04,
+    /**
+     * CoinbaseOutputConstraints (template_distribution): Space and sigops the client will add
+     * to the coinbase; the TP keeps them free (formerly CoinbaseOutputDataSize, 4 bytes,
+     * without sigops).
+     */
+    SV2_MSG_COINBASE_OUTPUT_CONSTRAINTS = 0x70,
+    /**
+     * NewTemplate (template_distribution): A block template: everything needed to build the
+     * coinbase and the merkle root.
+     */
+    SV2_MSG_NEW_TEMPLATE = 0x71,
+    /**
+     * SetNewPrevHash (template_distribution): A new chain tip: start mining the future
+     * template it names.
+     */
+    SV2_MSG_SET_NEW_PREV_HASH = 0x72,
+    /**
+     * RequestTransactionData (template_distribution): Ask for the transactions of a template
+     * (job declaration needs them).
+     */
+    SV2_MSG_REQUEST_TRANSACTION_DATA = 0x73,
+    /**
+     * RequestTransactionData.Success (template_distribution): The transactions of a template,
+     * in block order, witness-serialized.
+     */
+    SV2_MSG_REQUEST_TRANSACTION_DATA_SUCCESS = 0x74,
+    /**
+     * RequestTransactionData.Error (template_distribution): Transaction data cannot be served
+     * for that template.
+     */
+    SV2_MSG_REQUEST_TRANSACTION_DATA_ERROR = 0x75,
+    /**
+     * SubmitSolution (template_distribution): A solved block for a template: header fields and
+     * the full coinbase.
+     */
+    SV2_MSG_SUBMIT_SOLUTION = 0x76,
+} Sv2MsgType;
+
+/**
+ * A byte string: len bytes at data. In messages C builds, data points at the caller's memory
+ * (may be NULL when len is 0). Returned by the library: owned by the message
+ * (sv2_message_free) or by the caller (sv2_bytes_free).
+ */
+typedef struct Sv2Bytes {
+    /** first byte */
+    const uint8_t *data;
+    /** number of bytes */
+    size_t len;
+} Sv2Bytes;
+
+/** A sequence of U256: len elements at elements (for OPTION fields len is 0 or 1). */
+typedef struct Sv2U256Seq {
+    /** first element */
+    const uint8_t (*elements)[32];
+    /** number of elements */
+    size_t len;
+} Sv2U256Seq;
+
+/** A sequence of B0_16M: len elements at elements (for OPTION fields len is 0 or 1). */
+typedef struct Sv2BytesSeq {
+    /** first element */
+    const Sv2Bytes *elements;
+    /** number of elements */
+    size_t len;
+} Sv2BytesSeq;
+
+/**
+ * SetupConnection (common, msg_type 0x00): First message of a connection: which protocol and
+ * versions the client speaks.
+ */
+typedef struct Sv2SetupConnection {
+    /** U8: 0 mining, 1 job declaration, 2 template distribution */
+    uint8_t protocol;
+    /** U16: lowest protocol version the client supports */
+    uint16_t min_version;
+    /** U16: highest protocol version the client supports */
+    uint16_t max_version;
+    /** U32: protocol-specific feature flags (none defined for TDP) */
+    uint32_t flags;
+    /** STR0_255: host the client connected to (text; NUL-terminated in decoded messages) */
+    Sv2Bytes endpoint_host;
+    /** U16: port the client connected to */
+    uint16_t endpoint_port;
+    /** STR0_255: device vendor (text; NUL-terminated in decoded messages) */
+    Sv2Bytes vendor;
+    /** STR0_255: device hardware version (text; NUL-terminated in decoded messages) */
+    Sv2Bytes hardware_version;
+    /** STR0_255: device firmware version (text; NUL-terminated in decoded messages) */
+    Sv2Bytes firmware;
+    /**
+     * STR0_255: device identifier, empty without telemetry (text; NUL-terminated in decoded
+     * messages)
+     */
+    Sv2Bytes device_id;
+} Sv2SetupConnection;
+
+/**
+ * SetupConnection.Success (common, msg_type 0x01): The server accepts the connection and says
+ * which version it will use.
+ */
+typedef struct Sv2SetupConnectionSuccess {
+    /** U16: protocol version chosen by the server */
+    uint16_t used_version;
+    /** U32: flags the server requires (none defined for TDP) */
+    uint32_t flags;
+} Sv2SetupConnectionSuccess;
+
+/**
+ * SetupConnection.Error (common, msg_type 0x02): The server refuses the connection; it closes
+ * it after sending this.
+ */
+typedef struct Sv2SetupConnectionError {
+    /** U32: client flags the server does not support (0: not a flags issue) */
+    uint32_t flags;
+    /**
+     * STR0_255: e.g. unsupported-protocol, protocol-version-mismatch (text; NUL-terminated in
+     * decoded messages)
+     */
+    Sv2Bytes error_code;
+} Sv2SetupConnectionError;
+
+/**
+ * ChannelEndpointChanged (common, msg_type 0x03, channel message): The upstream endpoint of a
+ * channel changed; the client must reset its state for it.
+ */
+typedef struct Sv2ChannelEndpointChanged {
+    /** U32: channel whose endpoint changed */
+    uint32_t channel_id;
+} Sv2ChannelEndpointChanged;
+
+/**
+ * Reconnect (common, msg_type 0x04): Ask the client to reconnect elsewhere (same authority key
+ * required).
+ */
+typedef struct Sv2Reconnect {
+    /**
+     * STR0_255: host to reconnect to; empty means the same host (text; NUL-terminated in
+     * decoded messages)
+     */
+    Sv2Bytes new_host;
+    /** U16: port to reconnect to; 0 means the same port */
+    uint16_t new_port;
+} Sv2Reconnect;
+
+/**
+ * CoinbaseOutputConstraints (template_distribution, msg_type 0x70): Space and sigops the
+ * client will add to the coinbase; the TP keeps them free (formerly CoinbaseOutputDataSize, 4
+ * bytes, without sigops).
+ */
+typedef struct Sv2CoinbaseOutputConstraints {
+    /** U32: max serialized bytes of coinbase outputs the client adds */
+    uint32_t coinbase_output_max_additional_size;
+    /** U16: max sigops of those outputs; absent in the legacy 4-byte form (then 400) */
+    uint16_t coinbase_output_max_additional_sigops;
+} Sv2CoinbaseOutputConstraints;
+
+/**
+ * NewTemplate (template_distribution, msg_type 0x71): A block template: everything needed to
+ * build the coinbase and the merkle root.
+ */
+typedef struct Sv2NewTemplate {
+    /** U64: TP-assigned id, increasing per connection */
+    uint64_t template_id;
+    /** BOOL: true: for a SetNewPrevHash still to come */
+    bool future_template;
+    /** U32: block header nVersion */
+    uint32_t version;
+    /** U32: coinbase transaction nVersion */
+    uint32_t coinbase_tx_version;
+    /** B0_255: bytes the coinbase scriptSig must start with */
+    Sv2Bytes coinbase_prefix;
+    /** U32: nSequence of the coinbase input */
+    uint32_t coinbase_tx_input_sequence;
+    /** U64: satoshis the client may assign */
+    uint64_t coinbase_tx_value_remaining;
+    /** U32: number of outputs in coinbase_tx_outputs */
+    uint32_t coinbase_tx_outputs_count;
+    /** B0_64K: serialized outputs to append to the coinbase (witness commitment) */
+    Sv2Bytes coinbase_tx_outputs;
+    /** U32: coinbase nLockTime */
+    uint32_t coinbase_tx_locktime;
+    /** SEQ0_255[U256]: coinbase merkle branch, leaf level first */
+    Sv2U256Seq merkle_path;
+} Sv2NewTemplate;
+
+/**
+ * SetNewPrevHash (template_distribution, msg_type 0x72): A new chain tip: start mining the
+ * future template it names.
+ */
+typedef struct Sv2SetNewPrevHash {
+    /** U64: id of a future NewTemplate already sent */
+    uint64_t template_id;
+    /** U256: previous block hash as in the header */
+    uint8_t prev_hash[32];
+    /** U32: nTime to start with */
+    uint32_t header_timestamp;
+    /** U32: header nBits */
+    uint32_t n_bits;
+    /** U256: max header hash (little-endian) of a valid block */
+    uint8_t target[32];
+} Sv2SetNewPrevHash;
+
+/**
+ * RequestTransactionData (template_distribution, msg_type 0x73): Ask for the transactions of a
+ * template (job declaration needs them).
+ */
+typedef struct Sv2RequestTransactionData {
+    /** U64: template whose transactions are wanted */
+    uint64_t template_id;
+} Sv2RequestTransactionData;
+
+/**
+ * RequestTransactionData.Success (template_distribution, msg_type 0x74): The transactions of a
+ * template, in block order, witness-serialized.
+ */
+typedef struct Sv2RequestTransactionDataSuccess {
+    /** U64: template the data belongs to */
+    uint64_t template_id;
+    /** B0_64K: coinbase witness reserved value (opaque to clients) */
+    Sv2Bytes excess_data;
+    /** SEQ0_64K[B0_16M]: non-coinbase transactions in block order */
+    Sv2BytesSeq transaction_list;
+} Sv2RequestTransactionDataSuccess;
+
+/**
+ * RequestTransactionData.Error (template_distribution, msg_type 0x75): Transaction data cannot
+ * be served for that template.
+ */
+typedef struct Sv2RequestTransactionDataError {
+    /** U64: template that was asked for */
+    uint64_t template_id;
+    /**
+     * STR0_255: template-id-not-found or stale-template-id (text; NUL-terminated in decoded
+     * messages)
+     */
+    Sv2Bytes error_code;
+} Sv2RequestTransactionDataError;
+
+/**
+ * SubmitSolution (template_distribution, msg_type 0x76): A solved block for a template: header
+ * fields and the full coinbase.
+ */
+typedef struct Sv2SubmitSolution {
+    /** U64: template that was solved */
+    uint64_t template_id;
+    /** U32: header nVersion (with rolled bits) */
+    uint32_t version;
+    /** U32: header nTime */
+    uint32_t header_timestamp;
+    /** U32: header nonce */
+    uint32_t header_nonce;
+    /** B0_64K: complete coinbase transaction, with witness */
+    Sv2Bytes coinbase_tx;
+} Sv2SubmitSolution;
+
+/**
+ * Any SV2 message: type says which union member is valid, e.g. msg.type ==
+ * SV2_MSG_NEW_TEMPLATE and msg.new_template.template_id.
+ */
+typedef struct Sv2Message {
+    /** which member of the union below is valid */
+    Sv2MsgType type;
+    /**
+     * library-private: the single allocation holding the bytes of a message the library
+     * returned (NULL otherwise); sv2_encode ignores it
+     */
+    void *storage;
+    union {
+        Sv2SetupConnection setup_connection;
+        Sv2SetupConnectionSuccess setup_connection_success;
+        Sv2SetupConnectionError setup_connection_error;
+        Sv2ChannelEndpointChanged channel_endpoint_changed;
+        Sv2Reconnect reconnect;
+        Sv2CoinbaseOutputConstraints coinbase_output_constraints;
+        Sv2NewTemplate new_template;
+        Sv2SetNewPrevHash set_new_prev_hash;
+        Sv2RequestTransactionData request_transaction_data;
+        Sv2RequestTransactionDataSuccess request_transaction_data_success;
+        Sv2RequestTransactionDataError request_transaction_data_error;
+        Sv2SubmitSolution submit_solution;
+    };
+} Sv2Message;
+
+/** Opaque handle: streaming frame decoder (plain framing); sv2_decoder_new / _free. */
+typedef struct Sv2Decoder Sv2Decoder;
+
+/** Opaque handle: one connection, Noise or plain, sans-I/O; sv2_connection_new_* / _free. */
+typedef struct Sv2Connection Sv2Connection;
+
+/** A secp256k1 key pair: secret key and BIP340 x-only public key. */
+typedef struct Sv2Keypair {
+    /** secret key; keep it private */
+    uint8_t secret[32];
+    /** x-only public key */
+    uint8_t pubkey[32];
+} Sv2Keypair;
+
+/**
+ * What a Noise responder (server) needs: its static key and a certificate for it, either given
+ * or issued here with the authority secret key.
+ */
+typedef struct Sv2ResponderKeys {
+    /** the server's static secret key */
+    uint8_t static_secret[32];
+    /** authority secret key; signs a certificate when certificate is NULL */
+    uint8_t authority_secret[32];
+    /** SV2_CERTIFICATE_SIZE bytes issued by the authority, or NULL */
+    const uint8_t *certificate;
+    /** seconds an issued certificate stays valid; 0 means one hour */
+    uint32_t validity;
+} Sv2ResponderKeys;
+
+/* ---- Functions: Library ------------------------------------------------------------------ */
+
+/** Returns SV2_ABI_VERSION of the loaded library; compare it with the header's at start-up. */
+int sv2_abi_version(void);
+
+/**
+ * The message of the last failure on the calling thread ("" if none). Valid until the next
+ * failing call on this thread; successful calls leave it.
+ */
+const char *sv2_last_error(void);
+
+/** The constant's name ("SV2_ERR_DECODE"), or "SV2_UNKNOWN_STATUS". */
+const char *sv2_status_name(Sv2Status status);
+
+/** Frees bytes the library returned and sets data = NULL, len = 0. NULL is ignored. */
+void sv2_bytes_free(Sv2Bytes *bytes);
+
+/**
+ * Frees the buffers of a message the library returned and zeroes it. Only for messages from
+ * sv2_decoder_next / sv2_connection_next. NULL is ignored.
+ */
+void sv2_message_free(Sv2Message *msg);
+
+/* ---- Functions: Codec -------------------------------------------------------------------- */
+
+/**
+ * Encodes msg as one plaintext frame (header + payload) into *frame, which the caller frees
+ * with sv2_bytes_free. msg is only read. On failure *frame is {NULL, 0}.
+ */
+Sv2Status sv2_encode(const Sv2Message *msg, Sv2Bytes *frame);
+
+/** A streaming decoder for plaintext frames, or NULL on failure. */
+Sv2Decoder *sv2_decoder_new(void);
+
+/** Buffers len bytes (any chunking: a byte, a frame, many frames). data is copied. */
+Sv2Status sv2_decoder_feed(Sv2Decoder *dec, const uint8_t *data, size_t len);
+
+/**
+ * SV2_OK with the next message in *out (free it with sv2_message_free), SV2_NEED_MORE_DATA
+ * until a whole frame is buffered, or an error. After SV2_ERR_UNKNOWN_MESSAGE or
+ * SV2_ERR_DECODE the bad frame is consumed and the next call continues; after
+ * SV2_ERR_PAYLOAD_TOO_BIG the decoder stays failed.
+ */
+Sv2Status sv2_decoder_next(Sv2Decoder *dec, Sv2Message *out);
+
+/** Frees the decoder. NULL is ignored. */
+void sv2_decoder_free(Sv2Decoder *dec);
+
+/* ---- Functions: Connection --------------------------------------------------------------- */
+
+/**
+ * A Noise initiator (client). authority_pubkey is the x-only key the server's certificate must
+ * be signed by, or NULL to skip that check. Act 1 is queued: send what
+ * sv2_connection_take_output returns. NULL on failure.
+ */
+Sv2Connection *sv2_connection_new_initiator(const uint8_t authority_pubkey[32]);
+
+/** A Noise responder (server) with the given keys. NULL on failure. */
+Sv2Connection *sv2_connection_new_responder(const Sv2ResponderKeys *keys);
+
+/** A connection without encryption (plain SV2 framing). NULL on failure. */
+Sv2Connection *sv2_connection_new_plain(void);
+
+/**
+ * Processes bytes read from the socket: handshake acts (replies are queued for
+ * sv2_connection_take_output) and frames (messages queued for sv2_connection_next). data is
+ * copied. Any error makes the connection unusable.
+ */
+Sv2Status sv2_connection_feed(Sv2Connection *conn, const uint8_t *data, size_t len);
+
+/**
+ * SV2_OK with the next received message in *out (free it with sv2_message_free), or
+ * SV2_NEED_MORE_DATA when none is queued.
+ */
+Sv2Status sv2_connection_next(Sv2Connection *conn, Sv2Message *out);
+
+/**
+ * Queues msg (encrypted under Noise) for sv2_connection_take_output. msg is only read.
+ * SV2_ERR_HANDSHAKE before the handshake finished.
+ */
+Sv2Status sv2_connection_send(Sv2Connection *conn, const Sv2Message *msg);
+
+/**
+ * Moves every queued byte (handshake acts, frames) into *out, in order; write them to the
+ * socket, then sv2_bytes_free. {NULL, 0} when nothing is queued.
+ */
+Sv2Status sv2_connection_take_output(Sv2Connection *conn, Sv2Bytes *out);
+
+/** true once the handshake finished (always for plain connections). */
+bool sv2_connection_is_established(const Sv2Connection *conn);
+
+/** The server's static x-only key (initiators, after the handshake). */
+Sv2Status sv2_connection_remote_pubkey(const Sv2Connection *conn, uint8_t out[32]);
+
+/** Frees the connection. NULL is ignored. */
+void sv2_connection_free(Sv2Connection *conn);
+
+/* ---- Functions: Keys --------------------------------------------------------------------- */
+
+/** A fresh key pair from the operating system's random source. */
+Sv2Status sv2_keypair_generate(Sv2Keypair *out);
+
+/** The key pair of a secret key (SV2_ERR_INVALID_ARGUMENT if not a valid key). */
+Sv2Status sv2_keypair_from_secret(const uint8_t secret[32], Sv2Keypair *out);
+
+/**
+ * Writes the base58check text form of an authority x-only key, NUL-terminated, into out (cap
+ * >= SV2_AUTHORITY_PUBKEY_TEXT_SIZE always suffices).
+ */
+Sv2Status sv2_authority_pubkey_to_text(const uint8_t pubkey[32], char *out, size_t cap);
+
+/**
+ * Parses the base58check text form; SV2_ERR_INVALID_ARGUMENT on a bad checksum, version or
+ * length.
+ */
+Sv2Status sv2_authority_pubkey_from_text(const char *text, uint8_t out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SV2_H */

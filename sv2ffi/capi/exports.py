@@ -1,0 +1,368 @@
+"""The Python bodies of libsv2's exported functions.
+
+``install(ffi, lib)`` runs once, from the init code frozen into the library, and binds
+one function below to each extern "Python" entry point listed in ``abi.FUNCTIONS``.
+Each body is the C contract in Python terms: check the pointers C handed over, call the
+same objects the Python API uses (framing, connection, keys), convert the result with
+``convert``.  Every entry point gets an ``onerror`` handler, so an exception of any kind
+becomes a status code (from the error class's ``status``) plus the text returned by
+``sv2_last_error()`` on the calling thread; nothing escapes into the host process.
+
+Imports of the Noise layer are deferred to the first connection/key call: a host that
+only uses the codec never loads cryptography or coincurve.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from typing import Any, Callable
+
+from .. import errors, framing
+from . import abi
+from .convert import Converter
+from .handles import TABLE
+
+OK = abi.STATUS["SV2_OK"]
+NEED_MORE_DATA = abi.STATUS["SV2_NEED_MORE_DATA"]
+INTERNAL = abi.STATUS["SV2_ERR_INTERNAL"]
+DECODER = "Sv2Decoder"
+CONNECTION = "Sv2Connection"
+KEY_SIZE = abi.KEY_SIZE
+MAX_TEXT = 1024  # longest key text read from C (stops at the NUL before that)
+
+ffi: Any = None
+lib: Any = None
+conv: Converter | None = None
+_IMPLS: dict[str, Callable] = {}
+
+
+def _impl(fn: Callable) -> Callable:
+    """Register fn as the body of sv2_<fn name>."""
+    _IMPLS["sv2_" + fn.__name__] = fn
+    return fn
+
+
+# ---- errors -------------------------------------------------------------------------
+
+
+def status_of(exc: BaseException) -> int:
+    name = exc.status if isinstance(exc, errors.Sv2Error) else "SV2_ERR_INTERNAL"
+    return abi.STATUS.get(name, INTERNAL)
+
+
+def describe(exc: BaseException) -> str:
+    """The sv2_last_error() text: the typed error's message, or enough to file a bug."""
+    if isinstance(exc, errors.Sv2Error):
+        return str(exc) or type(exc).__name__
+    where = ""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb:
+        where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}"
+    return f"internal error: {type(exc).__name__}: {exc}{where}"
+
+
+def set_last_error(text: str) -> None:
+    lib.sv2i_set_error(text.encode("utf-8", "replace"))
+
+
+def _onerror_for(ret: str) -> Callable:
+    if ret == "Sv2Status":
+        def onerror(exc_type, exc, tb):
+            set_last_error(describe(exc))
+            return status_of(exc)
+    elif ret == "bool":
+        def onerror(exc_type, exc, tb):
+            set_last_error(describe(exc))
+            return False
+    else:  # pointers (-> NULL) and void
+        def onerror(exc_type, exc, tb):
+            set_last_error(describe(exc))
+            return None
+    return onerror
+
+
+def install(ffi_: Any, lib_: Any) -> None:
+    """Bind every Python-implemented function of the ABI (called by the library's init)."""
+    global ffi, lib, conv
+    ffi, lib = ffi_, lib_
+    conv = Converter(ffi, lib)
+    for f in abi.python_functions():
+        body = _IMPLS.get(f.name)
+        if body is None:
+            raise RuntimeError(f"libsv2: no Python body for {f.name}")
+        ffi.def_extern(name=f.internal_name, onerror=_onerror_for(f.ret))(body)
+
+
+# ---- argument helpers -----------------------------------------------------------------
+
+
+def _need(p, what: str) -> None:
+    if p == ffi.NULL:
+        raise errors.InvalidArgumentError(f"{what} is NULL")
+
+
+def _handle(p) -> int:
+    return int(ffi.cast("uintptr_t", p))
+
+
+def _input(data, n: int):
+    """len bytes at data, as a buffer over C memory (copied by whoever keeps them)."""
+    if n == 0:
+        return b""
+    if data == ffi.NULL:
+        raise errors.InvalidArgumentError(f"data is NULL but len is {n}")
+    return ffi.buffer(data, n)
+
+
+def _key(p, what: str) -> bytes:
+    _need(p, what)
+    return ffi.buffer(p, KEY_SIZE)[:]
+
+
+# ---- codec ----------------------------------------------------------------------------
+
+
+@_impl
+def encode(msg_p, frame_p):
+    _need(frame_p, "frame")
+    frame_p.data = ffi.NULL
+    frame_p.len = 0
+    _need(msg_p, "msg")
+    conv.put_bytes(frame_p, framing.encode_message(conv.to_python(msg_p)))
+    return OK
+
+
+@_impl
+def decoder_new():
+    return ffi.cast("Sv2Decoder *", TABLE.add(DECODER, framing.MessageDecoder()))
+
+
+@_impl
+def decoder_feed(dec_p, data, n):
+    dec = TABLE.get(DECODER, _handle(dec_p))
+    dec.feed(_input(data, n))
+    return OK
+
+
+@_impl
+def decoder_next(dec_p, out):
+    dec = TABLE.get(DECODER, _handle(dec_p))
+    _need(out, "out")
+    conv.clear(out)
+    msg = dec.next_message()
+    if msg is None:
+        return NEED_MORE_DATA
+    conv.to_c(msg, out)
+    return OK
+
+
+@_impl
+def decoder_free(dec_p):
+    if dec_p != ffi.NULL:
+        TABLE.remove(DECODER, _handle(dec_p))
+
+
+# ---- connections ----------------------------------------------------------------------
+
+
+class _ConnectionState:
+    """A Connection plus what C has not collected yet.
+
+    ``outbox`` keeps bytes from initiate()/send() in the order they were produced, so
+    take_output() hands the socket act 1, act 2 and frames in protocol order.
+    """
+
+    __slots__ = ("conn", "inbox", "outbox", "failure")
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.inbox: deque = deque()
+        self.outbox = bytearray()
+        self.failure: BaseException | None = None
+
+    def check_usable(self) -> None:
+        """Report a failure once with its own status, then SV2_ERR_CLOSED.
+
+        The Connection may hold an error not yet reported: feed() returns the messages
+        that arrived before garbage and keeps the error for the next call.
+        """
+        if self.failure is not None:
+            raise errors.ConnectionClosed(f"the connection failed earlier: {self.failure}")
+        if self.conn.error is not None:
+            self.failure = self.conn.error
+            raise self.conn.error
+
+    def collect(self) -> None:
+        self.outbox += self.conn.take_output()
+
+
+def _new_connection(conn) -> Any:
+    state = _ConnectionState(conn)
+    state.outbox += conn.initiate()
+    state.collect()
+    return ffi.cast("Sv2Connection *", TABLE.add(CONNECTION, state))
+
+
+@_impl
+def connection_new_initiator(authority_p):
+    from ..connection import Connection
+
+    authority = None if authority_p == ffi.NULL else ffi.buffer(authority_p, KEY_SIZE)[:]
+    return _new_connection(Connection.initiator(authority))
+
+
+@_impl
+def connection_new_responder(keys_p):
+    from ..connection import Connection
+    from ..keys import Certificate, Keypair
+
+    _need(keys_p, "keys")
+    static = Keypair(ffi.buffer(keys_p.static_secret)[:])
+    if keys_p.certificate != ffi.NULL:
+        cert = Certificate.from_bytes(ffi.buffer(keys_p.certificate, abi.CERTIFICATE_SIZE)[:])
+        conn = Connection.responder(static, cert)
+    else:
+        authority = Keypair(ffi.buffer(keys_p.authority_secret)[:])
+        if keys_p.validity:
+            conn = Connection.responder_from_authority(static, authority,
+                                                       validity=keys_p.validity)
+        else:
+            conn = Connection.responder_from_authority(static, authority)
+    return _new_connection(conn)
+
+
+@_impl
+def connection_new_plain():
+    from ..connection import Connection
+
+    return _new_connection(Connection.plain())
+
+
+@_impl
+def connection_feed(conn_p, data, n):
+    state = TABLE.get(CONNECTION, _handle(conn_p))
+    state.check_usable()
+    chunk = _input(data, n)
+    try:
+        messages = state.conn.feed(bytes(chunk))
+    except errors.Sv2Error as e:
+        state.failure = e
+        raise
+    state.inbox.extend(messages)
+    state.collect()
+    return OK
+
+
+@_impl
+def connection_next(conn_p, out):
+    state = TABLE.get(CONNECTION, _handle(conn_p))
+    _need(out, "out")
+    conv.clear(out)
+    if not state.inbox:
+        state.check_usable()
+        return NEED_MORE_DATA
+    conv.to_c(state.inbox.popleft(), out)
+    return OK
+
+
+@_impl
+def connection_send(conn_p, msg_p):
+    state = TABLE.get(CONNECTION, _handle(conn_p))
+    _need(msg_p, "msg")
+    state.check_usable()
+    msg = conv.to_python(msg_p)
+    state.collect()
+    state.outbox += state.conn.send(msg)
+    return OK
+
+
+@_impl
+def connection_take_output(conn_p, out):
+    _need(out, "out")
+    out.data = ffi.NULL
+    out.len = 0
+    state = TABLE.get(CONNECTION, _handle(conn_p))
+    state.collect()
+    data = bytes(state.outbox)
+    state.outbox.clear()
+    conv.put_bytes(out, data)
+    return OK
+
+
+@_impl
+def connection_is_established(conn_p):
+    return bool(TABLE.get(CONNECTION, _handle(conn_p)).conn.is_established)
+
+
+@_impl
+def connection_remote_pubkey(conn_p, out):
+    state = TABLE.get(CONNECTION, _handle(conn_p))
+    _need(out, "out")
+    key = getattr(state.conn, "remote_static_xonly", None)
+    if key is None:
+        raise errors.InvalidArgumentError(
+            "no remote static key: only initiators learn one, after the handshake")
+    ffi.memmove(out, key, KEY_SIZE)
+    return OK
+
+
+@_impl
+def connection_free(conn_p):
+    if conn_p != ffi.NULL:
+        TABLE.remove(CONNECTION, _handle(conn_p))
+
+
+# ---- keys -----------------------------------------------------------------------------
+
+
+def _put_keypair(out, kp) -> None:
+    ffi.memmove(out.secret, kp.secret, KEY_SIZE)
+    ffi.memmove(out.pubkey, kp.xonly, KEY_SIZE)
+
+
+@_impl
+def keypair_generate(out):
+    from ..keys import Keypair
+
+    _need(out, "out")
+    _put_keypair(out, Keypair.generate())
+    return OK
+
+
+@_impl
+def keypair_from_secret(secret_p, out):
+    from ..keys import Keypair
+
+    _need(out, "out")
+    ffi.memmove(out, bytes(2 * KEY_SIZE), 2 * KEY_SIZE)
+    _put_keypair(out, Keypair(_key(secret_p, "secret")))
+    return OK
+
+
+@_impl
+def authority_pubkey_to_text(pubkey_p, out, cap):
+    from ..keys import encode_authority_pubkey
+
+    _need(out, "out")
+    text = encode_authority_pubkey(_key(pubkey_p, "pubkey")).encode("ascii") + b"\0"
+    if cap < len(text):
+        if cap:
+            out[0] = b"\0"
+        raise errors.InvalidArgumentError(f"out needs {len(text)} bytes, cap is {cap}")
+    ffi.memmove(out, text, len(text))
+    return OK
+
+
+@_impl
+def authority_pubkey_from_text(text_p, out):
+    from ..keys import decode_authority_pubkey
+
+    _need(out, "out")
+    _need(text_p, "text")
+    raw = ffi.string(text_p, MAX_TEXT)
+    if len(raw) == MAX_TEXT:
+        raise errors.KeyFormatError(f"no NUL within {MAX_TEXT} bytes: not a key")
+    key = decode_authority_pubkey(raw.decode("ascii", "replace").strip())
+    ffi.memmove(out, key, KEY_SIZE)
+    return OK

@@ -1,0 +1,416 @@
+"""``sv2ffi interop``: the C++ examples against their Python counterparts.
+
+Builds libsv2 and the examples (from a source checkout with CMake; from an installed
+wheel, the examples shipped inside the package against the installed library), then
+runs each example against a Python peer built on ``sv2ffi.aio``:
+
+  template_provider (C++, plain framing, codec API)  <-  Python client, three connections:
+      a good setup, an unsupported protocol, a version mismatch
+  noise_server (C++, Noise responder)                <-  Python Noise client
+  noise_client (C++, Noise initiator)                ->  Python Noise server
+
+Every field the C++ side builds is checked against an independent Python computation
+(e.g. SetNewPrevHash.target against ``bitcoin.bits_to_target(n_bits)``) and every field
+the Python side sends must come back in the C++ client's printout.  A transcript goes to
+stdout; any mismatch, crash or timeout makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import bitcoin, errors
+from ..messages import (CoinbaseOutputConstraints, Message, NewTemplate, RequestTransactionData,
+                        RequestTransactionDataError, RequestTransactionDataSuccess,
+                        SetNewPrevHash, SetupConnection, SetupConnectionError,
+                        SetupConnectionSuccess)
+
+TIMEOUT = 10.0
+EXAMPLES = ("template_provider", "noise_server", "noise_client")
+
+# what examples/cpp/mini_tp.hpp builds, computed here independently
+MINI_TP_HEIGHT = 840000
+MINI_TP_VALUE = 312500000
+MINI_TP_NBITS = 0x1D00FFFF
+
+
+class Mismatch(Exception):
+    """The C++ side did or said something other than what the protocol requires."""
+
+
+@dataclass
+class Transcript:
+    out: Callable[[str], None] = print
+    failures: list = field(default_factory=list)
+
+    def say(self, line: str) -> None:
+        self.out(line)
+
+    def msg(self, direction: str, m: Message) -> None:
+        self.out(f"    {direction} {describe(m)}")
+
+
+def describe(m: Message) -> str:
+    parts = []
+    for name, v in m.fields().items():
+        if isinstance(v, (bytes, bytearray)):
+            v = v.hex() if len(v) <= 12 else f"{v[:6].hex()}..({len(v)} B)"
+        elif isinstance(v, list):
+            v = f"[{len(v)} items]"
+        parts.append(f"{name}={v}")
+    return f"{m.SPEC.name}({', '.join(parts)})"
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise Mismatch(what)
+
+
+# ---- the C++ template provider's messages, checked field by field -------------------------
+
+
+def mini_tp_expected_template(template_id: int) -> dict:
+    outputs = bytes(8) + bytes.fromhex("266a24aa21a9ed") + b"\x5a" * 32
+    return dict(template_id=template_id, future_template=True, version=0x20000000,
+                coinbase_tx_version=2,
+                coinbase_prefix=b"\x03" + MINI_TP_HEIGHT.to_bytes(3, "little"),
+                coinbase_tx_input_sequence=0xFFFFFFFF, coinbase_tx_value_remaining=MINI_TP_VALUE,
+                coinbase_tx_outputs_count=1, coinbase_tx_outputs=outputs,
+                coinbase_tx_locktime=0,
+                merkle_path=[bytes(range(i * 32, i * 32 + 32)) for i in range(3)])
+
+
+def check_fields(m: Message, expected: dict) -> None:
+    for name, want in expected.items():
+        got = getattr(m, name)
+        expect(got == want, f"{m.SPEC.name}.{name}: got {got!r}, expected {want!r}")
+
+
+async def _recv(stream, t: Transcript, cls: type) -> Message:
+    try:
+        m = await asyncio.wait_for(stream.recv(), TIMEOUT)
+    except errors.ConnectionClosed:
+        raise Mismatch(f"the C++ side closed the connection; expected {cls.SPEC.name}") from None
+    except asyncio.TimeoutError:
+        raise Mismatch(f"no {cls.SPEC.name} within {TIMEOUT:.0f} s") from None
+    t.msg("c++ >", m)
+    expect(isinstance(m, cls), f"expected {cls.SPEC.name}, got {m.SPEC.name}")
+    return m
+
+
+async def _send(stream, t: Transcript, m: Message) -> None:
+    t.msg("py  >", m)
+    await stream.send(m)
+
+
+def _setup(protocol: int = 2, min_version: int = 2, max_version: int = 2) -> SetupConnection:
+    return SetupConnection(protocol, min_version, max_version, 0, "127.0.0.1", 0,
+                           "sv2ffi-interop", "", "", "")
+
+
+async def mini_tp_session(stream, t: Transcript) -> None:
+    """The good path against mini_tp.hpp: setup, template, tip, transaction data."""
+    await _send(stream, t, _setup())
+    ok = await _recv(stream, t, SetupConnectionSuccess)
+    check_fields(ok, dict(used_version=2, flags=0))
+    await _send(stream, t, CoinbaseOutputConstraints(100, 4))
+    nt = await _recv(stream, t, NewTemplate)
+    check_fields(nt, mini_tp_expected_template(nt.template_id))
+    snph = await _recv(stream, t, SetNewPrevHash)
+    target = bitcoin.target_le(bitcoin.bits_to_target(MINI_TP_NBITS))
+    check_fields(snph, dict(template_id=nt.template_id,
+                            prev_hash=bytes(0xFF - j for j in range(32)),
+                            header_timestamp=1700000000, n_bits=MINI_TP_NBITS, target=target))
+    await _send(stream, t, RequestTransactionData(nt.template_id))
+    txs = await _recv(stream, t, RequestTransactionDataSuccess)
+    check_fields(txs, dict(template_id=nt.template_id, excess_data=bytes(32),
+                           transaction_list=[b"\x01" * 100, b"\x02" * 1000]))
+    await _send(stream, t, RequestTransactionData(nt.template_id + 5))
+    err = await _recv(stream, t, RequestTransactionDataError)
+    check_fields(err, dict(template_id=nt.template_id + 5, error_code="template-id-not-found"))
+
+
+async def refused_setup(stream, t: Transcript, setup: SetupConnection, code: str) -> None:
+    await _send(stream, t, setup)
+    err = await _recv(stream, t, SetupConnectionError)
+    check_fields(err, dict(flags=0, error_code=code))
+    try:
+        extra = await asyncio.wait_for(stream.recv(), TIMEOUT)
+    except errors.ConnectionClosed:
+        t.say("    (closed by the C++ side, as the spec requires)")
+        return
+    raise Mismatch(f"the connection stayed open after SetupConnection.Error ({describe(extra)})")
+
+
+# ---- running the examples ------------------------------------------------------------------
+
+
+class Example:
+    """A running example program: its first lines, then its transcript."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str):
+        self.proc = proc
+        self.name = name
+
+    @classmethod
+    async def start(cls, binary: Path, *args: str) -> "Example":
+        proc = await asyncio.create_subprocess_exec(
+            str(binary), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        return cls(proc, binary.name)
+
+    async def line(self, prefix: str) -> str:
+        """The first output line starting with prefix (the rest of it)."""
+        while True:
+            try:
+                raw = await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)
+            except asyncio.TimeoutError:
+                raise Mismatch(f"{self.name} printed no '{prefix}' line") from None
+            if not raw:
+                raise Mismatch(f"{self.name} exited before printing '{prefix}'")
+            text = raw.decode(errors="replace").rstrip("\n")
+            if text.startswith(prefix):
+                return text[len(prefix):].strip()
+
+    async def finish(self, t: Transcript, *, expect_exit: bool = True) -> tuple[int, str]:
+        """Wait for the exit (or end it), print its output, return (exit code, output)."""
+        try:
+            out, _ = await asyncio.wait_for(self.proc.communicate(), TIMEOUT if expect_exit else 0.5)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            out, _ = await self.proc.communicate()
+            if expect_exit:
+                raise Mismatch(f"{self.name} did not exit within {TIMEOUT:.0f} s") from None
+        text = out.decode(errors="replace")
+        for ln in text.splitlines():
+            t.say(f"    c++ | {ln}")
+        return self.proc.returncode, text
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+async def run_template_provider(binary: Path, t: Transcript, *extra: str) -> None:
+    from ..connection import Connection
+    from ..aio import connect
+
+    ex = await Example.start(binary, "--connections", "3", *extra)
+    try:
+        port = int((await ex.line("listening ")).rsplit(":", 1)[1])
+        t.say(f"  template_provider listening on 127.0.0.1:{port} (plain framing)")
+        scenarios = [
+            ("supported setup", lambda s: mini_tp_session(s, t)),
+            ("protocol 0 (mining)",
+             lambda s: refused_setup(s, t, _setup(protocol=0), "unsupported-protocol")),
+            ("versions 3..4",
+             lambda s: refused_setup(s, t, _setup(min_version=3, max_version=4),
+                                     "protocol-version-mismatch")),
+        ]
+        for title, body in scenarios:
+            t.say(f"  - {title}")
+            stream = await connect("127.0.0.1", port, connection=Connection.plain(),
+                                   timeout=TIMEOUT)
+            try:
+                await body(stream)
+            finally:
+                await stream.close()
+        code, _ = await ex.finish(t)
+        expect(code == 0, f"template_provider exited with {code}")
+    finally:
+        ex.kill()
+
+
+async def run_noise_server(binary: Path, t: Transcript) -> None:
+    from ..connection import Connection
+    from ..aio import connect
+
+    ex = await Example.start(binary, "--connections", "1")
+    try:
+        authority = await ex.line("authority ")
+        port = int((await ex.line("listening ")).rsplit(":", 1)[1])
+        t.say(f"  noise_server on 127.0.0.1:{port}, authority {authority}")
+        stream = await connect("127.0.0.1", port, connection=Connection.initiator(authority),
+                               timeout=TIMEOUT)
+        try:
+            t.say("    handshake done: the certificate verifies against that authority key")
+            await mini_tp_session(stream, t)
+        finally:
+            await stream.close()
+        code, _ = await ex.finish(t)
+        expect(code == 0, f"noise_server exited with {code}")
+    finally:
+        ex.kill()
+
+
+def python_template() -> tuple[NewTemplate, SetNewPrevHash, RequestTransactionDataSuccess]:
+    """What the Python server sends the C++ client (values unlike mini_tp's)."""
+    nt = NewTemplate(template_id=77, future_template=True, version=0x20000004,
+                     coinbase_tx_version=2, coinbase_prefix=bytes.fromhex("03a0bb0d"),
+                     coinbase_tx_input_sequence=0xFFFFFFFE, coinbase_tx_value_remaining=625000000,
+                     coinbase_tx_outputs_count=1,
+                     coinbase_tx_outputs=bytes(8) + bytes.fromhex("266a24aa21a9ed") + bytes(range(32)),
+                     coinbase_tx_locktime=0,
+                     merkle_path=[bytes([i]) * 32 for i in range(1, 6)])
+    bits = 0x207FFFFF
+    snph = SetNewPrevHash(77, bytes(range(100, 132)), 1710000000, bits,
+                          bitcoin.target_le(bitcoin.bits_to_target(bits)))
+    txs = RequestTransactionDataSuccess(77, b"\x00" * 32, [b"\x10" * 150, b"", b"\x20" * 4000])
+    return nt, snph, txs
+
+
+async def run_noise_client(binary: Path, t: Transcript) -> None:
+    from ..aio import serve
+    from ..connection import Connection
+    from ..keys import Keypair, encode_authority_pubkey
+
+    authority, static = Keypair.generate(), Keypair.generate()
+    nt, snph, txs = python_template()
+    seen: list[Message] = []
+    problems: list[str] = []
+
+    async def handler(stream) -> None:
+        try:
+            setup = await _recv(stream, t, SetupConnection)
+            seen.append(setup)
+            await _send(stream, t, SetupConnectionSuccess(2, 0))
+            seen.append(await _recv(stream, t, CoinbaseOutputConstraints))
+            await _send(stream, t, nt)
+            await _send(stream, t, snph)
+            req = await _recv(stream, t, RequestTransactionData)
+            seen.append(req)
+            await _send(stream, t, txs)
+            await asyncio.wait_for(stream.recv(), TIMEOUT)  # until the client hangs up
+        except errors.ConnectionClosed:
+            pass
+        except Exception as e:  # reported below, in the caller's task
+            problems.append(f"{type(e).__name__}: {e}")
+
+    server = await serve(handler, "127.0.0.1", 0,
+                         connection_factory=lambda: Connection.responder_from_authority(
+                             static, authority))
+    try:
+        key_text = encode_authority_pubkey(authority.xonly)
+        t.say(f"  Python Noise server on 127.0.0.1:{server.port}, authority {key_text}")
+        ex = await Example.start(binary, "--port", str(server.port), "--authority", key_text)
+        try:
+            code, text = await ex.finish(t)
+        finally:
+            ex.kill()
+    finally:
+        await server.close()
+    if problems:
+        raise Mismatch("; ".join(problems))
+    expect(code == 0, f"noise_client exited with {code}")
+    expect(len(seen) == 3, f"the Python server saw {len(seen)} of 3 client messages")
+    setup, constraints, req = seen
+    check_fields(setup, dict(protocol=2, min_version=2, max_version=2, vendor="sv2ffi-cpp",
+                             endpoint_host="127.0.0.1", endpoint_port=server.port))
+    check_fields(constraints, dict(coinbase_output_max_additional_size=100,
+                                   coinbase_output_max_additional_sigops=4))
+    check_fields(req, dict(template_id=nt.template_id))
+    printed = _key_values(text)
+    want = {
+        "handshake.server_static": static.xonly.hex(),
+        "SetupConnection.Success.used_version": "2",
+        "NewTemplate.template_id": str(nt.template_id),
+        "NewTemplate.future_template": "1",
+        "NewTemplate.version": str(nt.version),
+        "NewTemplate.coinbase_prefix": nt.coinbase_prefix.hex(),
+        "NewTemplate.coinbase_tx_value_remaining": str(nt.coinbase_tx_value_remaining),
+        "NewTemplate.coinbase_tx_outputs": nt.coinbase_tx_outputs.hex(),
+        "NewTemplate.merkle_path_len": str(len(nt.merkle_path)),
+        "NewTemplate.merkle_path_last": nt.merkle_path[-1].hex(),
+        "SetNewPrevHash.template_id": str(snph.template_id),
+        "SetNewPrevHash.prev_hash": snph.prev_hash.hex(),
+        "SetNewPrevHash.n_bits": str(snph.n_bits),
+        "SetNewPrevHash.target": snph.target.hex(),
+        "RequestTransactionData.Success.transactions": str(len(txs.transaction_list)),
+    }
+    for i, tx in enumerate(txs.transaction_list):
+        want[f"RequestTransactionData.Success.tx{i}_len"] = str(len(tx))
+    for key, value in want.items():
+        expect(printed.get(key) == value,
+               f"noise_client printed {key}={printed.get(key)!r}, the server sent {value!r}")
+
+
+def _key_values(text: str) -> dict[str, str]:
+    """'Name k=v k=v' lines -> {'Name.k': 'v'}."""
+    out = {}
+    for line in text.splitlines():
+        head, *pairs = line.split()
+        for pair in pairs:
+            if "=" in pair:
+                k, v = pair.split("=", 1)
+                out[f"{head}.{k}"] = v
+    return out
+
+
+# ---- building -----------------------------------------------------------------------------
+
+
+def build_examples(build_dir: Path | None, log: Callable[[str], None]) -> dict[str, Path]:
+    """Build libsv2 (from source when possible) and the examples as a standalone project
+    consuming the installed library; return example name -> binary."""
+    from .. import config
+    from . import devbuild
+
+    root = devbuild.source_root()
+    if root is not None:
+        log("building libsv2, its tests and the examples (CMake, build/capi)")
+        b = devbuild.build(build_dir, log=log)
+        prefix, sources = b.stage, root / "examples" / "cpp"
+        out = b.build_dir / "examples-standalone"
+    else:
+        inst = config.find()
+        prefix, sources = inst.prefix, inst.prefix / "share" / "examples" / "cpp"
+        out = (build_dir or Path.cwd() / "sv2ffi-interop-build").resolve()
+    log(f"building examples/cpp as a standalone project against {prefix}")
+    subprocess.run(["cmake", "-S", str(sources), "-B", str(out), *devbuild.generator_args(),
+                    f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
+                   check=True, stdout=subprocess.DEVNULL, timeout=600)
+    subprocess.run(["cmake", "--build", str(out)], check=True, stdout=subprocess.DEVNULL,
+                   timeout=600)
+    return {name: out / name for name in EXAMPLES}
+
+
+async def run_all(binaries: dict[str, Path], t: Transcript, only: list[str] | None) -> None:
+    runs = {
+        "template_provider": run_template_provider,
+        "noise_server": run_noise_server,
+        "noise_client": run_noise_client,
+    }
+    for name, fn in runs.items():
+        if only and name not in only:
+            continue
+        t.say(f"== {name} ==")
+        try:
+            await fn(binaries[name], t)
+            t.say(f"PASS {name}")
+        except (Mismatch, errors.Sv2Error, OSError) as e:
+            t.failures.append(f"{name}: {e}")
+            t.say(f"FAIL {name}: {e}")
+
+
+def main(build_dir: str | None = None, only: list[str] | None = None,
+         out: Callable[[str], None] = print) -> int:
+    t = Transcript(out)
+    try:
+        binaries = build_examples(Path(build_dir) if build_dir else None, t.say)
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as e:
+        t.say(f"FAIL build: {e}")
+        return 1
+    asyncio.run(run_all(binaries, t, only))
+    total = len(only) if only else len(EXAMPLES)
+    t.say(f"{total - len(t.failures)} passed, {len(t.failures)} failed")
+    return 1 if t.failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
