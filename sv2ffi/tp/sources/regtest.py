@@ -66,11 +66,12 @@ class RegtestSource(Source):
     def _on_block(self, chain: RegtestChain) -> None:
         if not self._running:
             return
-        # the tip first (SetNewPrevHash needs nothing else), the full template right after
+        # the tip first (SetNewPrevHash needs nothing else); the full template is built on
+        # the next loop iteration, so the clients' writers send SetNewPrevHash before it
         self.sink.on_tip(TipInfo(chain.tip_hash, chain.height + 1, chain.next_bits(),
                                  chain.next_time()))
-        self.sink.on_template(chain.block_template())
-        self._publish_scheduled = False
+        self._publish_scheduled = True
+        asyncio.get_running_loop().call_soon(self._publish)
 
     def _on_mempool(self, chain: RegtestChain) -> None:
         # coalesce bursts of mempool changes into one template per loop iteration
