@@ -357,3 +357,18 @@ def test_max_clients():
     h.core.open_session(h.now)
     with pytest.raises(ProtocolViolationError):
         h.core.open_session(h.now)
+
+
+def test_late_template_for_an_old_tip_does_not_switch_back():
+    """A slow getblocktemplate can return after ZMQ announced the next block."""
+    h = Harness()
+    sid = h.connect()
+    h.publish()
+    stale = h.chain.block_template()
+    h.chain.generate(1)
+    h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1, h.chain.next_bits(),
+                                   h.chain.next_time()), h.now))
+    h.take(sid)
+    assert not h.core.is_new_tip(stale)
+    assert not h.apply(h.core.new_template(stale, h.now))
+    assert h.core.tip.prev_hash == h.chain.tip_hash and h.take(sid) == []

@@ -407,12 +407,21 @@ class TemplateProviderCore:
         self._announce_future(tip.height + 1, now, eff)
         return eff
 
+    def is_new_tip(self, tpl: BlockTemplate) -> bool:
+        """Whether ``tpl`` builds on a block we have not switched to yet (and not on one we
+        already left: a slow getblocktemplate can return after a ZMQ-announced tip)."""
+        if self.tip is None:
+            return True
+        if tpl.prev_hash == self.tip.prev_hash:
+            return False
+        return not (tpl.prev_hash in self._old_tips and tpl.height <= self.tip.height)
+
     def new_template(self, tpl: BlockTemplate, now: float) -> Effects:
         """A template from the source: a new tip if its previous block changed, else a
         candidate fee-driven update."""
         eff = Effects()
         if self.tip is None or tpl.prev_hash != self.tip.prev_hash:
-            if tpl.prev_hash in self._old_tips and self.tip and tpl.height <= self.tip.height:
+            if not self.is_new_tip(tpl):
                 log.debug("ignoring a template for an old tip (height %d)", tpl.height)
                 return eff
             eff.extend(self.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time), now))
@@ -466,6 +475,8 @@ class TemplateProviderCore:
         for g in list(self.groups.values()):
             if g.pending and now - g.last_sent_at >= self.config.template_interval:
                 self._update_group(g, now, eff)
+        if eff and self.tip is not None:
+            self._enforce_cap()
         return eff
 
     def _enforce_cap(self) -> None:

@@ -70,6 +70,8 @@ class TpService:
         self._solution_tasks: set = set()
         self.solutions: list = []  # (Solution, path, result) for inspection and tests
         self._stopping = False
+        self._pending_template: Optional[BlockTemplate] = None
+        self._template_scheduled = False
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -132,7 +134,23 @@ class TpService:
             self._dispatch(self.core.new_tip(tip, time.monotonic()))
 
     def on_template(self, tpl: BlockTemplate) -> None:
-        if not self._stopping:
+        """A new tip goes out at once (SetNewPrevHash only); building the full template
+        waits one loop iteration, so the client writers send SetNewPrevHash first.  Templates
+        arriving meanwhile replace the pending one: only the newest is built."""
+        if self._stopping:
+            return
+        if self.core.is_new_tip(tpl):
+            self._dispatch(self.core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits,
+                                                     tpl.time), time.monotonic()))
+        self._pending_template = tpl
+        if not self._template_scheduled:
+            self._template_scheduled = True
+            asyncio.get_running_loop().call_soon(self._apply_template)
+
+    def _apply_template(self) -> None:
+        self._template_scheduled = False
+        tpl, self._pending_template = self._pending_template, None
+        if tpl is not None and not self._stopping:
             self._dispatch(self.core.new_template(tpl, time.monotonic()))
 
     # ---- clients -----------------------------------------------------------------------------
