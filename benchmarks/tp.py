@@ -231,7 +231,9 @@ def bench_raw(n: int, rounds: int):
 def bench_tx_data(reps: int):
     from sv2ffi.client import TdpClient
     src = RegtestSource(mempool_interval=0, seed=3)
-    made = src.chain.add_random_transactions(3000)
+    made = 0
+    while made < 3000:
+        made += src.chain.add_random_transactions(3000 - made)
     datadir = tempfile.mkdtemp(prefix="sv2ffi-bench-")
     svc = TpService(src, datadir=datadir, config=TpConfig(tx_data_rate=1e6, tx_data_burst=10 ** 6))
     tp = TpThread(svc).start()
