@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml CMakeLists.txt
+# the editable install builds libsv2 too (CMake): redo it when its inputs change
+$(VENV)/.installed: pyproject.toml CMakeLists.txt sv2ffi/schema.py $(wildcard sv2ffi/capi/*.py sv2ffi/capi/*.c)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@

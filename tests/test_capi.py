@@ -231,3 +231,20 @@ def test_last_error_is_per_thread(lib):
         t.join(timeout=30)
     assert len(seen["dangling"]) == 1 and "not a live Sv2Decoder" in seen["dangling"].pop()
     assert len(seen["null"]) == 1 and "data is NULL" in seen["null"].pop()
+
+
+def test_the_guide_example_compiles_strictly_and_prints_what_the_guide_says(capi, tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "c-api.md").read_text()
+    source = (root / "tests" / "capi" / "guide_example.c").read_text()
+    code = guide.split("```c\n", 1)[1].split("```", 1)[0]
+    assert code in source  # the file is the guide's example, verbatim
+    expected = guide.split("&& ./example\n", 1)[1].split("\n", 1)[0]
+    exe = tmp_path / "example"
+    subprocess.run(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                    str(root / "tests" / "capi" / "guide_example.c"), f"-I{capi.include_dir}",
+                    f"-L{capi.lib_dir}", f"-Wl,-rpath,{capi.lib_dir}", "-lsv2", "-o", str(exe)],
+                   check=True, timeout=120)
+    proc = run(exe)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected

@@ -36,6 +36,19 @@ inline std::array<uint8_t, 32> target_from_bits(uint32_t bits)
     return t;
 }
 
+inline const char* name_of(const Sv2Message& m)
+{
+    switch (m.type) {
+    case SV2_MSG_SETUP_CONNECTION_SUCCESS: return "SetupConnection.Success";
+    case SV2_MSG_SETUP_CONNECTION_ERROR: return "SetupConnection.Error";
+    case SV2_MSG_NEW_TEMPLATE: return "NewTemplate";
+    case SV2_MSG_SET_NEW_PREV_HASH: return "SetNewPrevHash";
+    case SV2_MSG_REQUEST_TRANSACTION_DATA_SUCCESS: return "RequestTransactionData.Success";
+    case SV2_MSG_REQUEST_TRANSACTION_DATA_ERROR: return "RequestTransactionData.Error";
+    default: return "message";
+    }
+}
+
 class Session {
 public:
     // Replies to one received message, appended to out (they point into this object,

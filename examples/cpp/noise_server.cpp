@@ -29,7 +29,7 @@ void serve(sv2::Socket client, const Sv2ResponderKeys& keys)
         std::cout << "< " << log << "\n";
         for (const Sv2Message& r : replies) {
             ch.send(r);
-            std::cout << "> message type " << r.type << "\n";
+            std::cout << "> " << mini_tp::name_of(r) << "\n";
         }
         std::cout.flush();
         if (!keep) return;

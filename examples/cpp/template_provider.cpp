@@ -23,19 +23,6 @@ void send(const sv2::Socket& sock, const Sv2Message& msg)
     sock.write_all(frame.data(), frame.size());
 }
 
-const char* name_of(const Sv2Message& m)
-{
-    switch (m.type) {
-    case SV2_MSG_SETUP_CONNECTION_SUCCESS: return "SetupConnection.Success";
-    case SV2_MSG_SETUP_CONNECTION_ERROR: return "SetupConnection.Error";
-    case SV2_MSG_NEW_TEMPLATE: return "NewTemplate";
-    case SV2_MSG_SET_NEW_PREV_HASH: return "SetNewPrevHash";
-    case SV2_MSG_REQUEST_TRANSACTION_DATA_SUCCESS: return "RequestTransactionData.Success";
-    case SV2_MSG_REQUEST_TRANSACTION_DATA_ERROR: return "RequestTransactionData.Error";
-    default: return "message";
-    }
-}
-
 void serve(const sv2::Socket& client, bool corrupt)
 {
     sv2::Decoder dec = sv2::checked(sv2::Decoder(sv2_decoder_new()), "sv2_decoder_new");
@@ -61,7 +48,7 @@ void serve(const sv2::Socket& client, bool corrupt)
             std::cout << "< " << log << "\n";
             for (const Sv2Message& r : replies) {
                 send(client, r);
-                std::cout << "> " << name_of(r) << "\n";
+                std::cout << "> " << mini_tp::name_of(r) << "\n";
             }
             std::cout.flush();
             if (!keep) return;

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -192,9 +191,12 @@ class Example:
             t.say(f"    c++ | {ln}")
         return self.proc.returncode, text
 
-    def kill(self) -> None:
+    async def stop(self) -> None:
+        """Kill it if still running and reap it (no transport outlives the loop)."""
         if self.proc.returncode is None:
             self.proc.kill()
+        with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
+            await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
 
 
 async def run_template_provider(binary: Path, t: Transcript, *extra: str) -> None:
@@ -224,7 +226,7 @@ async def run_template_provider(binary: Path, t: Transcript, *extra: str) -> Non
         code, _ = await ex.finish(t)
         expect(code == 0, f"template_provider exited with {code}")
     finally:
-        ex.kill()
+        await ex.stop()
 
 
 async def run_noise_server(binary: Path, t: Transcript) -> None:
@@ -246,7 +248,7 @@ async def run_noise_server(binary: Path, t: Transcript) -> None:
         code, _ = await ex.finish(t)
         expect(code == 0, f"noise_server exited with {code}")
     finally:
-        ex.kill()
+        await ex.stop()
 
 
 def python_template() -> tuple[NewTemplate, SetNewPrevHash, RequestTransactionDataSuccess]:
@@ -302,7 +304,7 @@ async def run_noise_client(binary: Path, t: Transcript) -> None:
         try:
             code, text = await ex.finish(t)
         finally:
-            ex.kill()
+            await ex.stop()
     finally:
         await server.close()
     if problems:
