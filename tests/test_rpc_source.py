@@ -205,6 +205,7 @@ def test_waits_while_the_node_is_in_initial_block_download(tmp_path):
 def test_submitblock_is_retried_until_the_node_is_back(tmp_path):
     node = Node(tmp_path)
     tp, src = make_tp(node, tmp_path)
+    src.submit_attempts = 100_000  # never give up within the test, however slow the machine
     try:
         wait_until(lambda: src.ready is not None and src.ready.is_set())
         blk = node.do(lambda: node.chain.mine_template(node.chain.block_template()))

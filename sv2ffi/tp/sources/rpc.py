@@ -144,6 +144,10 @@ class RpcSource(Source):
                 raise RpcError("source stopped")
             self._inflight.add(conn)
         try:
+            conn.connect()
+            with self._inflight_lock:  # stop() may have run before the socket existed
+                if not self._running:
+                    raise RpcError("source stopped")
             return proxy(*params)
         except JSONRPCException as e:
             raise RpcError(str(e.message), e.code) from None
