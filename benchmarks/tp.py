@@ -89,7 +89,7 @@ async def _client_proc(conn, kind, port, key, n):
             r, w = await asyncio.open_connection("127.0.0.1", port)
             k = 0
             while True:
-                data = await r.readexactly(86)
+                await r.readexactly(86)
                 snph_at[i][k] = time.monotonic()
                 k += 1
         for i in range(n):
@@ -126,7 +126,6 @@ def spawn(kind, port, key, n):
 def _mine_empty_block(chain) -> bytes:
     """A block found on the empty (future) template, as pools mine right after a tip: the
     mempool stays, so the tip's full template has transactions to carry."""
-    from sv2ffi import bitcoin as btc
     tpl = chain.block_template()
     tpl.txs, tpl.coinbase_value = [], tpl.subsidy
     blk = chain.mine_template(tpl, extra=os.urandom(4))

@@ -150,7 +150,7 @@ def test_eight_clients_each_get_set_new_prev_hash_for_every_block_referencing_he
         else:
             h.chain.generate(1)
         tip = h.chain.tip.header
-        eff = h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1,
+        h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1,
                                              h.chain.next_bits(), h.chain.next_time()), h.now))
         for sid in sids:
             msgs = h.take(sid)

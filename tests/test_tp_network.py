@@ -75,6 +75,8 @@ def test_full_flow_mines_blocks_through_sv2(tp, tmp_path):
 
     mined = run(main())
     assert tp.call(lambda: chain.height) == start + 3
+    assert [sol.template_id for sol, _path, result in tp.service.solutions] == mined
+    assert all(result is None for _sol, _path, result in tp.service.solutions)
     blocks = saved_blocks(tmp_path)
     assert len(blocks) == 3
     assert [b.read_bytes() for b in blocks][-1][:80] == tp.call(lambda: chain.tip.header.serialize())

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from .. import bitcoin as btc
-from ..errors import BitcoinDecodeError, BlockRejectedError, ProtocolViolationError
+from ..errors import (BitcoinDecodeError, BlockRejectedError, InvalidTemplateError,
+                      ProtocolViolationError)
 from ..messages import NewTemplate, SetNewPrevHash
 
 #: Weight of everything in a SegWit block outside the transactions and the client's
@@ -307,8 +308,6 @@ def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0) ->
     OP_RETURN outputs (the witness commitment is recomputed, others are kept), then the
     transactions in block order.  The header's nonce and merkle root are ignored.
     """
-    from ..errors import InvalidTemplateError
-
     try:
         blk = btc.Block.from_bytes(block)
     except BitcoinDecodeError as e:
