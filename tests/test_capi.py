@@ -248,3 +248,11 @@ def test_the_guide_example_compiles_strictly_and_prints_what_the_guide_says(capi
     proc = run(exe)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
+
+
+def test_ctest_suite_of_the_cmake_build_passes(capi):
+    """The tests CMake registers (tests/capi/CMakeLists.txt) run green too."""
+    proc = subprocess.run(["ctest", "--test-dir", str(capi.build_dir), "--output-on-failure"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "100% tests passed" in proc.stdout

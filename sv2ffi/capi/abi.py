@@ -114,7 +114,12 @@ def constants() -> list[tuple[str, list[Constant]]]:
     ]
 
 
-# ---- opaque handles and helper structs ---------------------------------------------------
+# ---- opaque handles, typedefs and helper structs ---------------------------------------------
+
+#: (full C declaration without the ';', doc) rendered before the helper structs, e.g. a
+#: callback type: ("typedef void (*Sv2SolutionCallback)(void *user, ...)", "...").
+#: Issue 6 (embedded TP) adds its solution callback here.
+TYPEDEFS: tuple[tuple[str, str], ...] = ()
 
 #: (type name, doc).  Issue 6 appends Sv2Tp here.
 OPAQUE_TYPES: tuple[tuple[str, str], ...] = (

@@ -228,6 +228,8 @@ def _types(docs: bool) -> list[list[str]]:
     for name, doc in abi.OPAQUE_TYPES:
         decls.append((_block_comment(f"Opaque handle: {doc}.") if docs else [])
                      + [f"typedef struct {name} {name};"])
+    for decl, doc in abi.TYPEDEFS:
+        decls.append((_block_comment(doc) if docs else []) + [decl + ";"])
     decls += [_helper_struct(s, docs) for s in abi.HELPER_STRUCTS]
     return decls
 
