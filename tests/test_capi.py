@@ -256,3 +256,19 @@ def test_ctest_suite_of_the_cmake_build_passes(capi):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "100% tests passed" in proc.stdout
+
+
+def test_config_command_honours_sv2ffi_prefix(capi):
+    import sys
+
+    env = {**os.environ, "SV2FFI_PREFIX": str(capi.stage)}
+    proc = subprocess.run([sys.executable, "-m", "sv2ffi", "config", "--cflags", "--libs"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [f"-I{capi.stage / 'include'}", f"-L{capi.stage / 'lib'}",
+                                   f"-Wl,-rpath,{capi.stage / 'lib'}", "-lsv2"]
+    proc = subprocess.run([sys.executable, "-m", "sv2ffi", "config", "--cmake-prefix-path",
+                           "--pkg-config-path"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.stdout.split() == [str(capi.stage), str(capi.stage / "lib" / "pkgconfig")]
+    assert (capi.stage / "lib" / "cmake" / "sv2ffi" / "sv2ffiConfig.cmake").is_file()

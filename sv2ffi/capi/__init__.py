@@ -15,6 +15,7 @@ Modules, in the order a build uses them:
 - ``convert``  C structs <-> Python messages, driven by the schema types.
 - ``handles``  opaque C handles -> Python objects.
 - ``exports``  the Python bodies of the exported functions (``@ffi.def_extern``).
+- ``devbuild`` CMake build of a source checkout into build/capi (tests, interop).
 - ``interop``  ``sv2ffi interop``: builds the C++ examples and runs them against Python.
 
 Importing this package must stay cheap and free of cffi/compiler requirements: the
