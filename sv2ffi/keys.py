@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,6 +23,7 @@ from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
 
 from . import base58, errors
+from .durable import write_atomic
 
 Rng = Callable[[int], bytes]
 
@@ -304,21 +304,7 @@ STATIC_KEY_FILE = "sv2_static_key"
 
 def _write_private(path: Path, text: str) -> None:
     """Write atomically, never readable by others, not even for a moment."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, text.encode("ascii"), 0o600)
 
 
 def write_key_file(path, keypair: Keypair) -> None:

@@ -7,11 +7,10 @@ can always be resubmitted by hand (``bitcoin-cli submitblock $(xxd -p -c0 FILE)`
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .. import bitcoin as btc
+from ..durable import write_atomic
 
 BLOCKS_DIR = "solved-blocks"
 
@@ -20,19 +19,7 @@ def save_block(datadir, height: int, block: bytes) -> Path:
     d = Path(datadir) / BLOCKS_DIR
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = d / f"{height:08d}-{btc.hash_hex(btc.sha256d(block[:80]))}.blk"
-    fd, tmp = tempfile.mkstemp(prefix=".blk.", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, block, 0o600)
     return path
 
 
