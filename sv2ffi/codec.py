@@ -231,13 +231,108 @@ def decode_value(t: Sv2Type, data: bytes) -> Any:
 # ---- per-message plans --------------------------------------------------------------
 
 
+_STRUCT_INT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+class _Run:
+    """Consecutive fixed-size fields packed with one ``struct`` call.
+
+    Integers (except U24), BOOL and fixed byte strings make up most of every message;
+    one pack/unpack for the lot replaces a Python call per field.  The fast path only
+    accepts values of exactly the right Python type; anything else (and any value
+    ``struct`` refuses) goes through the per-field path, which produces the precise
+    error, so behaviour is identical and only speed differs.
+    """
+
+    __slots__ = ("fields", "struct", "size", "types", "fixed", "bools", "choices", "get",
+                 "packs")
+
+    def __init__(self, fields: list):
+        from operator import attrgetter
+
+        self.fields = fields
+        fmt = "<"
+        self.types, self.fixed, self.bools, self.choices = [], [], [], []
+        for i, f in enumerate(fields):
+            t = f.type
+            if t.kind == "int":
+                fmt += _STRUCT_INT[t.size]
+                self.types.append(int)
+            elif t.kind == "bool":
+                fmt += "B"
+                self.types.append(bool)
+                self.bools.append(i)
+            else:
+                fmt += f"{t.size}s"
+                self.types.append(bytes)
+                self.fixed.append((i, t.size))
+            if f.choices is not None:
+                self.choices.append((i, f))
+        self.struct = struct.Struct(fmt)
+        self.size = self.struct.size
+        #: for a single field the per-field encoder is faster than the checks below
+        #: (measured: 0.77x); decoding gains even then (1.1-1.2x)
+        self.packs = len(fields) > 1
+        getter = attrgetter(*[f.name for f in fields])
+        self.get = getter if len(fields) > 1 else (lambda m, g=getter: (g(m),))
+
+    def pack(self, msg: Message) -> bytes | None:
+        """The run's bytes, or None when the slow path must judge the values."""
+        vals = self.get(msg)
+        for v, t in zip(vals, self.types):
+            if type(v) is not t:
+                return None
+        for i, size in self.fixed:
+            if len(vals[i]) != size:
+                return None
+        for i, f in self.choices:
+            if vals[i] not in f.choices:
+                return None
+        try:
+            return self.struct.pack(*vals)
+        except struct.error:
+            return None
+
+    def unpack(self, buf: bytes, off: int) -> list | None:
+        """Decoded values, or None when the slow path must report an error."""
+        if off + self.size > len(buf):
+            return None
+        vals = list(self.struct.unpack_from(buf, off))
+        for i in self.bools:
+            vals[i] = bool(vals[i] & 1)  # spec: receivers look at bit 0 only
+        for i, f in self.choices:
+            if vals[i] not in f.choices:
+                return None
+        return vals
+
+
+def _fast(t: Sv2Type) -> bool:
+    return (t.kind == "int" and t.size in _STRUCT_INT) or t.kind in ("bool", "fixed")
+
+
 class _Plan:
-    __slots__ = ("spec", "cls", "fields")
+    """How to encode/decode one message: struct runs where possible, closures elsewhere."""
+
+    __slots__ = ("spec", "cls", "fields", "steps")
 
     def __init__(self, spec: MessageSpec, cls: type):
         self.spec = spec
         self.cls = cls
         self.fields = [(f, *codec_for(f.type)) for f in spec.fields]
+        # steps: (first field index, field count, _Run or None)
+        self.steps = []
+        i = 0
+        while i < len(spec.fields):
+            j = i
+            while (j < len(spec.fields) and _fast(spec.fields[j].type)
+                   and spec.fields[j].absent_default is None):
+                j += 1
+            if j > i:
+                self.steps.append((i, j - i, _Run(list(spec.fields[i:j]))))
+                i = j
+            else:
+                self.steps.append((i, 1, None))
+                i += 1
 
 
 _PLANS: dict[type, _Plan] = {cls: _Plan(cls.SPEC, cls) for cls in BY_KEY.values()}
@@ -250,15 +345,22 @@ def encode_payload(msg: Message) -> bytes:
     if plan is None:
         raise errors.EncodeError(f"not an SV2 message: {type(msg).__name__}")
     out = bytearray()
-    for f, enc, _ in plan.fields:
-        value = getattr(msg, f.name)
-        try:
-            enc(value, out)
-        except _Bad as e:
-            raise errors.EncodeError(e.reason, message=plan.spec.name, field=f.name) from None
-        if f.choices is not None and value not in f.choices:
-            raise errors.EncodeError(f"{value!r} is not one of {sorted(f.choices)}",
-                                     message=plan.spec.name, field=f.name)
+    for first, count, run in plan.steps:
+        if run is not None and run.packs:
+            packed = run.pack(msg)
+            if packed is not None:
+                out += packed
+                continue
+        for f, enc, _ in plan.fields[first:first + count]:
+            value = getattr(msg, f.name)
+            try:
+                enc(value, out)
+            except _Bad as e:
+                raise errors.EncodeError(e.reason, message=plan.spec.name,
+                                         field=f.name) from None
+            if f.choices is not None and value not in f.choices:
+                raise errors.EncodeError(f"{value!r} is not one of {sorted(f.choices)}",
+                                         message=plan.spec.name, field=f.name)
     return bytes(out)
 
 
@@ -275,21 +377,28 @@ def _decode_with(plan: _Plan, buf: bytes) -> Message:
     values = []
     off = 0
     n = len(buf)
-    for f, _, dec in plan.fields:
-        if off == n and f.absent_default is not None:
-            values.append(f.absent_default)
-            continue
-        start = off
-        try:
-            value, off = dec(buf, off)
-        except _Bad as e:
-            raise e.kind(e.reason, message=name, field=f.name,
-                         offset=start if e.offset is None else e.offset) from None
-        if f.choices is not None and value not in f.choices:
-            raise errors.InvalidValueError(
-                f"{value} is not a defined value ({', '.join(map(str, sorted(f.choices)))})",
-                message=name, field=f.name, offset=start)
-        values.append(value)
+    for first, count, run in plan.steps:
+        if run is not None:
+            vals = run.unpack(buf, off)
+            if vals is not None:
+                values += vals
+                off += run.size
+                continue
+        for f, _, dec in plan.fields[first:first + count]:
+            if off == n and f.absent_default is not None:
+                values.append(f.absent_default)
+                continue
+            start = off
+            try:
+                value, off = dec(buf, off)
+            except _Bad as e:
+                raise e.kind(e.reason, message=name, field=f.name,
+                             offset=start if e.offset is None else e.offset) from None
+            if f.choices is not None and value not in f.choices:
+                raise errors.InvalidValueError(
+                    f"{value} is not a defined value ({', '.join(map(str, sorted(f.choices)))})",
+                    message=name, field=f.name, offset=start)
+            values.append(value)
     if off != n:
         raise errors.TrailingBytesError(f"{n - off} trailing bytes after the last field",
                                         message=name, offset=off)

@@ -46,3 +46,35 @@ def test_decoding_arbitrary_bytes_never_raises_untyped(msg_type, payload):
         return
     # whatever decodes re-encodes to a payload that decodes to the same message
     assert codec.decode_payload(0, msg_type, codec.encode_payload(msg)) == msg
+
+
+def _per_field_only(plan):
+    return [(i, 1, None) for i in range(len(plan.fields))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(msg=st.one_of(*[message_strategy(c) for c in CLASSES.values()]),
+       noise=st.binary(max_size=120))
+def test_struct_runs_behave_exactly_like_the_per_field_path(msg, noise):
+    """The struct fast path is an optimisation only: same bytes, same values, same errors."""
+    plan = codec._PLANS[type(msg)]
+    fast_steps = plan.steps
+
+    def both(fn):
+        results = []
+        for steps in (fast_steps, _per_field_only(plan)):
+            plan.steps = steps
+            try:
+                results.append(("ok", fn()))
+            except errors.CodecError as e:
+                results.append((type(e), str(e)))
+            finally:
+                plan.steps = fast_steps
+        return results
+
+    a, b = both(lambda: codec.encode_payload(msg))
+    assert a == b
+    payload = a[1]
+    for data in (payload, payload[:len(noise) % (len(payload) + 1)], payload + noise[:1], noise):
+        a, b = both(lambda: codec.decode_payload(0, msg.SPEC.msg_type, data))
+        assert a == b
