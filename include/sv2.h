@@ -460,6 +460,19 @@ typedef struct Sv2Decoder Sv2Decoder;
 /** Opaque handle: one connection, Noise or plain, sans-I/O; sv2_connection_new_* / _free. */
 typedef struct Sv2Connection Sv2Connection;
 
+/**
+ * Opaque handle: an embedded template provider serving SV2 clients from a library thread;
+ * sv2_tp_new / _free.
+ */
+typedef struct Sv2Tp Sv2Tp;
+
+/**
+ * Called with each solved block (serialized, witness included) after the library wrote it to
+ * the data directory. Runs on a library thread, one call at a time; block is valid only during
+ * the call. It may call sv2_tp_push_template, never sv2_tp_stop or sv2_tp_free.
+ */
+typedef void (*Sv2TpSolutionCallback)(void *user, const uint8_t *block, size_t len);
+
 /** A secp256k1 key pair: secret key and BIP340 x-only public key. */
 typedef struct Sv2Keypair {
     /** secret key; keep it private */
@@ -482,6 +495,38 @@ typedef struct Sv2ResponderKeys {
     /** seconds an issued certificate stays valid; 0 means one hour */
     uint32_t validity;
 } Sv2ResponderKeys;
+
+/**
+ * How to run an embedded template provider (sv2_tp_new copies it; strings may be freed
+ * afterwards). Zero-initialise it and set what you need.
+ */
+typedef struct Sv2TpConfig {
+    /** address to listen on; NULL means "127.0.0.1" */
+    const char *bind_address;
+    /** port to listen on; 0 picks a free one (sv2_tp_port) */
+    uint16_t port;
+    /**
+     * "main", "test", "testnet4", "signet" or "regtest" (required: subsidy and difficulty
+     * rules follow it)
+     */
+    const char *network;
+    /**
+     * directory for the Noise keys (created once, mode 0600) and the solved blocks
+     * (solved-blocks/); created if missing
+     */
+    const char *datadir;
+    /**
+     * sat the fees of a pushed template must add before clients get it as an update (same
+     * tip); 0 sends every fee increase
+     */
+    uint64_t fee_delta;
+    /** minimum milliseconds between fee-driven updates; new tips never wait */
+    uint32_t template_interval_ms;
+    /** receives every solved block; NULL: blocks are only written to datadir */
+    Sv2TpSolutionCallback on_solution;
+    /** passed to on_solution as is */
+    void *user;
+} Sv2TpConfig;
 
 /* ---- Functions: Library ------------------------------------------------------------------ */
 
@@ -599,6 +644,57 @@ Sv2Status sv2_authority_pubkey_to_text(const uint8_t pubkey[32], char *out, size
  * length.
  */
 Sv2Status sv2_authority_pubkey_from_text(const char *text, uint8_t out[32]);
+
+/* ---- Functions: Embedded template provider ----------------------------------------------- */
+
+/**
+ * An embedded template provider (not listening yet). Loads or creates the Noise keys in
+ * cfg->datadir, so sv2_tp_authority_pubkey works at once. NULL on failure (a bad network name,
+ * an unusable datadir).
+ */
+Sv2Tp *sv2_tp_new(const Sv2TpConfig *cfg);
+
+/**
+ * Starts serving on a library thread; returns once the socket listens.
+ * SV2_ERR_INVALID_ARGUMENT if the address cannot be bound, SV2_ERR_CLOSED after sv2_tp_stop or
+ * a failed start (create a new one).
+ */
+Sv2Status sv2_tp_start(Sv2Tp *tp);
+
+/**
+ * The port it listens on (after sv2_tp_start), else the configured port; 0 for an invalid
+ * handle.
+ */
+uint16_t sv2_tp_port(const Sv2Tp *tp);
+
+/**
+ * Writes the authority public key (base58check text, what clients configure) into out,
+ * NUL-terminated; cap >= SV2_AUTHORITY_PUBKEY_TEXT_SIZE always suffices.
+ */
+Sv2Status sv2_tp_authority_pubkey(const Sv2Tp *tp, char *out, size_t cap);
+
+/**
+ * Hands the provider a block template serialized as a block: header (prev hash, time, nBits,
+ * version), a placeholder coinbase whose scriptSig starts with the BIP34 height and whose only
+ * non-OP_RETURN output is worth subsidy + fees, OP_RETURN outputs such as the witness
+ * commitment, then the transactions. A new previous-block hash is a new tip: clients get
+ * SetNewPrevHash for the empty template announced in advance before this template is even
+ * parsed in full. block is copied. Any thread, also from on_solution. SV2_ERR_INVALID_ARGUMENT
+ * for a malformed template (sv2_last_error says what is wrong), SV2_ERR_CLOSED after
+ * sv2_tp_stop. Before sv2_tp_start the last push is kept for the start.
+ */
+Sv2Status sv2_tp_push_template(Sv2Tp *tp, const uint8_t *block, size_t len);
+
+/**
+ * Disconnects every client, closes the socket and ends the library thread. Solutions already
+ * found are delivered first; once it returns, on_solution is never called again. Waits for a
+ * running on_solution: never call it holding a lock that on_solution takes. Calling it again
+ * does nothing.
+ */
+Sv2Status sv2_tp_stop(Sv2Tp *tp);
+
+/** Stops it (as sv2_tp_stop) if running, then frees it. NULL is ignored. */
+void sv2_tp_free(Sv2Tp *tp);
 
 #ifdef __cplusplus
 }

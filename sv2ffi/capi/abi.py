@@ -119,12 +119,20 @@ def constants() -> list[tuple[str, list[Constant]]]:
 #: (full C declaration without the ';', doc) rendered before the helper structs, e.g. a
 #: callback type: ("typedef void (*Sv2SolutionCallback)(void *user, ...)", "...").
 #: Issue 6 (embedded TP) adds its solution callback here.
-TYPEDEFS: tuple[tuple[str, str], ...] = ()
+TYPEDEFS: tuple[tuple[str, str], ...] = (
+    ("typedef void (*Sv2TpSolutionCallback)(void *user, const uint8_t *block, size_t len)",
+     "Called with each solved block (serialized, witness included) after the library "
+     "wrote it to the data directory. Runs on a library thread, one call at a time; block "
+     "is valid only during the call. It may call sv2_tp_push_template, never sv2_tp_stop "
+     "or sv2_tp_free."),
+)
 
 #: (type name, doc).  Issue 6 appends Sv2Tp here.
 OPAQUE_TYPES: tuple[tuple[str, str], ...] = (
     ("Sv2Decoder", "streaming frame decoder (plain framing); sv2_decoder_new / _free"),
     ("Sv2Connection", "one connection, Noise or plain, sans-I/O; sv2_connection_new_* / _free"),
+    ("Sv2Tp", "an embedded template provider serving SV2 clients from a library thread; "
+              "sv2_tp_new / _free"),
 )
 
 
@@ -159,8 +167,30 @@ RESPONDER_KEYS = Struct(
         StructField("uint32_t", "validity", "",
                     "seconds an issued certificate stays valid; 0 means one hour"),
     ))
+TP_CONFIG = Struct(
+    "Sv2TpConfig",
+    "How to run an embedded template provider (sv2_tp_new copies it; strings may be freed "
+    "afterwards). Zero-initialise it and set what you need.", (
+        StructField("const char *", "bind_address", "",
+                    "address to listen on; NULL means \"127.0.0.1\""),
+        StructField("uint16_t", "port", "", "port to listen on; 0 picks a free one (sv2_tp_port)"),
+        StructField("const char *", "network", "",
+                    "\"main\", \"test\", \"testnet4\", \"signet\" or \"regtest\" "
+                    "(required: subsidy and difficulty rules follow it)"),
+        StructField("const char *", "datadir", "",
+                    "directory for the Noise keys (created once, mode 0600) and the solved "
+                    "blocks (solved-blocks/); created if missing"),
+        StructField("uint64_t", "fee_delta", "",
+                    "sat the fees of a pushed template must add before clients get it as an "
+                    "update (same tip); 0 sends every fee increase"),
+        StructField("uint32_t", "template_interval_ms", "",
+                    "minimum milliseconds between fee-driven updates; new tips never wait"),
+        StructField("Sv2TpSolutionCallback", "on_solution", "",
+                    "receives every solved block; NULL: blocks are only written to datadir"),
+        StructField("void *", "user", "", "passed to on_solution as is"),
+    ))
 #: helper structs rendered after the message types, in this order
-HELPER_STRUCTS: tuple[Struct, ...] = (KEYPAIR, RESPONDER_KEYS)
+HELPER_STRUCTS: tuple[Struct, ...] = (KEYPAIR, RESPONDER_KEYS, TP_CONFIG)
 
 # ---- exported functions -----------------------------------------------------------------
 
@@ -294,6 +324,45 @@ FUNCTIONS: tuple[Function, ...] = (
              (_p("const char *", "text"), _p("uint8_t", "out", "[32]")),
              "Parses the base58check text form; SV2_ERR_INVALID_ARGUMENT on a bad checksum, "
              "version or length.", "Keys"),
+    # ---- embedded template provider ---------------------------------------------------
+    Function("sv2_tp_new", "Sv2Tp *", (_p("const Sv2TpConfig *", "cfg"),),
+             "An embedded template provider (not listening yet). Loads or creates the Noise "
+             "keys in cfg->datadir, so sv2_tp_authority_pubkey works at once. NULL on "
+             "failure (a bad network name, an unusable datadir).", "Embedded template provider"),
+    Function("sv2_tp_start", "Sv2Status", (_p("Sv2Tp *", "tp"),),
+             "Starts serving on a library thread; returns once the socket listens. "
+             "SV2_ERR_INVALID_ARGUMENT if the address cannot be bound, SV2_ERR_CLOSED after "
+             "sv2_tp_stop or a failed start (create a new one).",
+             "Embedded template provider"),
+    Function("sv2_tp_port", "uint16_t", (_p("const Sv2Tp *", "tp"),),
+             "The port it listens on (after sv2_tp_start), else the configured port; 0 for an "
+             "invalid handle.", "Embedded template provider"),
+    Function("sv2_tp_authority_pubkey", "Sv2Status",
+             (_p("const Sv2Tp *", "tp"), _p("char *", "out"), _p("size_t", "cap")),
+             "Writes the authority public key (base58check text, what clients configure) into "
+             "out, NUL-terminated; cap >= SV2_AUTHORITY_PUBKEY_TEXT_SIZE always suffices.",
+             "Embedded template provider"),
+    Function("sv2_tp_push_template", "Sv2Status",
+             (_p("Sv2Tp *", "tp"), _p("const uint8_t *", "block"), _p("size_t", "len")),
+             "Hands the provider a block template serialized as a block: header (prev hash, "
+             "time, nBits, version), a placeholder coinbase whose scriptSig starts with the "
+             "BIP34 height and whose only non-OP_RETURN output is worth subsidy + fees, "
+             "OP_RETURN outputs such as the witness commitment, then the transactions. A new "
+             "previous-block hash is a new tip: clients get SetNewPrevHash for the empty "
+             "template announced in advance before this template is even parsed in full. "
+             "block is copied. Any thread, also from on_solution. SV2_ERR_INVALID_ARGUMENT "
+             "for a malformed template (sv2_last_error says what is wrong), SV2_ERR_CLOSED "
+             "after sv2_tp_stop. Before sv2_tp_start the last push is kept for the start.",
+             "Embedded template provider"),
+    Function("sv2_tp_stop", "Sv2Status", (_p("Sv2Tp *", "tp"),),
+             "Disconnects every client, closes the socket and ends the library thread. "
+             "Solutions already found are delivered first; once it returns, on_solution is "
+             "never called again. Waits for a running on_solution: never call it holding a "
+             "lock that on_solution takes. Calling it again does nothing.",
+             "Embedded template provider"),
+    Function("sv2_tp_free", "void", (_p("Sv2Tp *", "tp"),),
+             "Stops it (as sv2_tp_stop) if running, then frees it. NULL is ignored.",
+             "Embedded template provider"),
 )
 
 FUNCTIONS_BY_NAME = {f.name: f for f in FUNCTIONS}
@@ -311,6 +380,8 @@ def failure_value(ret: str) -> str | None:
         return "NULL"
     if ret == "bool":
         return "false"
+    if ret in ("uint16_t", "uint32_t", "int"):
+        return "0"
     if ret == "void":
         return None
     raise ValueError(f"no failure value for return type {ret}")

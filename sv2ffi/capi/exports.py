@@ -366,3 +366,98 @@ def authority_pubkey_from_text(text_p, out):
     key = decode_authority_pubkey(raw.decode("ascii", "replace").strip())
     ffi.memmove(out, key, KEY_SIZE)
     return OK
+
+
+# ---- embedded template provider ----------------------------------------------------------
+
+TP = "Sv2Tp"
+MAX_CONFIG_TEXT = 4096  # longest string read from Sv2TpConfig
+
+
+def _config_text(p, what: str, default: str | None = None) -> str:
+    if p == ffi.NULL:
+        if default is None:
+            raise errors.InvalidArgumentError(f"cfg->{what} is NULL")
+        return default
+    raw = ffi.string(p, MAX_CONFIG_TEXT)
+    if len(raw) == MAX_CONFIG_TEXT:
+        raise errors.InvalidArgumentError(f"cfg->{what}: no NUL within {MAX_CONFIG_TEXT} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidArgumentError(f"cfg->{what} is not UTF-8 text") from None
+
+
+def _c_solution_callback(fn, user) -> Callable[[bytes], None] | None:
+    """A Python callable calling the node's C function; cffi releases the GIL around the
+    C call, so the node may block in it (or call back into libsv2) freely."""
+    if fn == ffi.NULL:
+        return None
+
+    def call(block: bytes) -> None:
+        buf = ffi.from_buffer("uint8_t[]", block)
+        fn(user, buf, len(block))
+
+    return call
+
+
+@_impl
+def tp_new(cfg_p):
+    from .embedded_tp import EmbeddedTp
+
+    _need(cfg_p, "cfg")
+    tp = EmbeddedTp(network=_config_text(cfg_p.network, "network"),
+                    datadir=_config_text(cfg_p.datadir, "datadir"),
+                    host=_config_text(cfg_p.bind_address, "bind_address", "127.0.0.1"),
+                    port=int(cfg_p.port), fee_delta=int(cfg_p.fee_delta),
+                    template_interval=cfg_p.template_interval_ms / 1000.0,
+                    on_solution=_c_solution_callback(cfg_p.on_solution, cfg_p.user))
+    return ffi.cast("Sv2Tp *", TABLE.add(TP, tp))
+
+
+@_impl
+def tp_start(tp_p):
+    TABLE.get(TP, _handle(tp_p)).start()
+    return OK
+
+
+@_impl
+def tp_port(tp_p):
+    return TABLE.get(TP, _handle(tp_p)).port
+
+
+@_impl
+def tp_authority_pubkey(tp_p, out, cap):
+    tp = TABLE.get(TP, _handle(tp_p))
+    _need(out, "out")
+    text = tp.authority_pubkey.encode("ascii") + b"\0"
+    if cap < len(text):
+        if cap:
+            out[0] = b"\0"
+        raise errors.InvalidArgumentError(f"out needs {len(text)} bytes, cap is {cap}")
+    ffi.memmove(out, text, len(text))
+    return OK
+
+
+@_impl
+def tp_push_template(tp_p, block_p, n):
+    tp = TABLE.get(TP, _handle(tp_p))
+    if n == 0:
+        raise errors.InvalidArgumentError("block is empty (len 0)")
+    tp.push(bytes(_input(block_p, n)))
+    return OK
+
+
+@_impl
+def tp_stop(tp_p):
+    TABLE.get(TP, _handle(tp_p)).stop()
+    return OK
+
+
+@_impl
+def tp_free(tp_p):
+    if tp_p == ffi.NULL:
+        return
+    tp = TABLE.get(TP, _handle(tp_p))
+    tp.stop()  # refused (and the handle kept) inside the callback
+    TABLE.remove(TP, _handle(tp_p))

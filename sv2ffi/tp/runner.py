@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
 from typing import Any, Callable, Optional
 
@@ -47,6 +48,12 @@ class TpThread:
         return self
 
     def _run(self) -> None:
+        # A client hanging up must cost an EPIPE, not the process: Python ignores SIGPIPE,
+        # but a C host embedding the TP (libsv2) usually leaves it at its default, which
+        # terminates.  Blocking it in this thread (and the threads it starts: executors,
+        # the solution callback's) keeps the host's own signal setup untouched.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
         loop = self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

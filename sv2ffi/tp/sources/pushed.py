@@ -2,23 +2,61 @@
 
 The node builds templates itself and pushes each as a serialized block (placeholder
 coinbase with the BIP34 height, one reward output, OP_RETURN outputs, transactions).  A
-push whose previous-block hash differs from the last one is a new tip.  Solved blocks go
-back through ``on_solution(block_bytes)``, which the service calls only after the block is
-persisted.  ``push_block_template`` may be called from any thread.
+push whose previous-block hash differs from the last one is a new tip.
+
+Two things keep a push from delaying the network side:
+
+* A new tip is announced from the header and the coinbase alone (``peek_tip``), before
+  the transactions are parsed: SetNewPrevHash depends on nothing else, and parsing a full
+  block in Python takes tens of milliseconds.  If the rest of the block then turns out
+  malformed the push still fails, the clients stay on the (valid) empty template of the
+  new tip.
+* Solved blocks go back through ``on_solution(block_bytes)`` on a worker thread of this
+  source, one at a time and in order, only after the service persisted them: a node whose
+  callback takes a while (validating and connecting the block) never stalls the event loop
+  serving the clients.  ``stop()`` waits for that thread, so no callback runs after it.
+
+``push_block_template`` may be called from any thread, including from ``on_solution``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 from typing import Callable, Optional
 
 from ... import bitcoin as btc
+from ...errors import BitcoinDecodeError, InvalidTemplateError
+from ..core import TipInfo
 from ..template import BlockTemplate, parse_pushed_block
 from . import Source
 
 log = logging.getLogger("sv2ffi.tp.pushed")
+
+
+def peek_tip(block: bytes, network: btc.Network) -> TipInfo:
+    """What SetNewPrevHash needs from a pushed template: the header and the coinbase's
+    BIP34 height, without parsing the transactions (``parse_pushed_block`` checks all)."""
+    try:
+        r = btc.Reader(block)
+        header = btc.BlockHeader.read(r)
+        if r.compact_size() < 1:
+            raise BitcoinDecodeError("no transactions")
+        cb = btc.Tx.read(r)
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"pushed template is not a serialized block: {e}") from None
+    if not cb.is_coinbase:
+        raise InvalidTemplateError("pushed template: first transaction is not a coinbase")
+    try:
+        height = btc.parse_bip34_height(cb.vin[0].script_sig)
+        if not header.bits:
+            raise BitcoinDecodeError("nBits is zero")
+        btc.bits_to_target(header.bits)
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"pushed template: {e}") from None
+    return TipInfo(header.prev_hash, height, header.bits, header.time)
 
 
 class PushedSource(Source):
@@ -30,6 +68,8 @@ class PushedSource(Source):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._lock = threading.Lock()
         self._running = False
+        self._tip_hash: Optional[bytes] = None  # last tip handed to the service
+        self._solutions: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self.last: Optional[BlockTemplate] = None
         self.pushed = 0
 
@@ -37,25 +77,44 @@ class PushedSource(Source):
         return "templates pushed by the embedding node"
 
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._running = True
-        if self.last is not None:  # pushed before the service started
-            self.sink.on_template(self.last)
+        self._solutions = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sv2ffi-tp-solution")
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+            self._running = True
+            last = self.last
+            if last is not None:  # pushed before the service started
+                self._tip_hash = last.prev_hash
+        if last is not None:
+            self.sink.on_template(last)
 
     async def stop(self) -> None:
         with self._lock:
             self._running = False
+        if self._solutions is not None:  # callbacks already handed over run to completion
+            await asyncio.get_running_loop().run_in_executor(None, self._solutions.shutdown, True)
 
     def push_block_template(self, block: bytes) -> BlockTemplate:
         """Parse (raising InvalidTemplateError on a malformed block) and hand the template
-        to the TP.  Thread-safe; parsing happens on the caller's thread."""
-        tpl = parse_pushed_block(bytes(block), self.network)
+        to the TP; a new tip goes ahead of the parse.  Thread-safe; parsing happens on the
+        caller's thread.  After stop() a push is only parsed."""
+        data = bytes(block)
+        tip = peek_tip(data, self.network)
+        with self._lock:
+            if self._running and tip.prev_hash != self._tip_hash:
+                self._tip_hash = tip.prev_hash
+                self._loop.call_soon_threadsafe(self._deliver_tip, tip)
+        tpl = parse_pushed_block(data, self.network)
         with self._lock:
             self.last = tpl
             self.pushed += 1
-            if self._running and self._loop is not None:
+            if self._running:
                 self._loop.call_soon_threadsafe(self._deliver, tpl)
         return tpl
+
+    def _deliver_tip(self, tip: TipInfo) -> None:
+        if self._running:
+            self.sink.on_tip(tip)
 
     def _deliver(self, tpl: BlockTemplate) -> None:
         if self._running:
@@ -64,5 +123,5 @@ class PushedSource(Source):
     async def submit_block(self, block: bytes) -> Optional[str]:
         if self.on_solution is None:
             return "no solution callback"
-        self.on_solution(block)
+        await asyncio.get_running_loop().run_in_executor(self._solutions, self.on_solution, block)
         return None
