@@ -9,6 +9,7 @@ the node.  Sources run on the service's event loop; sinks are plain methods.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Optional, Protocol
 
 from ..core import TipInfo
@@ -21,7 +22,7 @@ class Sink(Protocol):
     def on_template(self, tpl: BlockTemplate) -> None: ...
 
 
-class Source:
+class Source(ABC):
     """Base class: subclasses implement start/stop/submit_block."""
 
     name = "source"
@@ -36,10 +37,10 @@ class Source:
     async def stop(self) -> None:
         """Stop producing events; no sink call happens after this returns."""
 
+    @abstractmethod
     async def submit_block(self, block: bytes) -> Optional[str]:
         """Give a solved block to the node: None when accepted (``duplicate`` counts as
         accepted), else the node's reason."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         return self.name
