@@ -104,7 +104,12 @@ class ClientState:
                 raise ProtocolViolationError(
                     f"SetNewPrevHash references template {msg.template_id}, which is not a "
                     "future template we hold")
-            self.held_futures.discard(msg.template_id)
+            # Like SRI's job store (channels-sv2 JobStore::activate_future_job), forget every
+            # other future template: a TP that announced the next height's template *before*
+            # this SetNewPrevHash would see its next tip switch fail at real pools.
+            for tid in self.held_futures - {msg.template_id}:
+                self.templates.pop(tid, None)
+            self.held_futures.clear()
             self.prev_hash = msg
             self.current = nt
             self.tip_changes += 1

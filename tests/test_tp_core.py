@@ -119,6 +119,23 @@ def test_late_joiner_gets_current_template_and_held_future_in_increasing_ids():
     snph = next(m for m in msgs if isinstance(m, SetNewPrevHash))
     st = h.states[sid]
     assert st.current.template_id == snph.template_id and st.current.merkle_path
+    # SetNewPrevHash before the next height's future template: SRI-style clients drop
+    # every other future template when a SetNewPrevHash activates one
+    assert [type(m).__name__ for m in msgs] == ["NewTemplate", "SetNewPrevHash", "NewTemplate"]
+    held = msgs[2]
+    assert held.future_template and st.held_futures == {held.template_id}
+    # the announced future was older than this client's current template, so it holds the
+    # same work under a newer id; the next tip must reference exactly that id ...
+    assert held.template_id > h.core.future.template_id
+    h.chain.generate(1)
+    h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1, h.chain.next_bits(),
+                                   h.chain.next_time()), h.now))
+    msgs = h.take(sid)
+    assert isinstance(msgs[0], SetNewPrevHash) and msgs[0].template_id == held.template_id
+    # ... and the re-issued template is a real one: mined, it extends the chain
+    _mine_and_submit(h, sid)
+    assert h.solutions[-1].template_id == held.template_id
+    assert h.chain.submit_block(h.solutions[-1].block) is None
 
 
 def _mine_and_submit(h, sid):

@@ -57,8 +57,11 @@ def test_full_flow_mines_blocks_through_sv2(tp, tmp_path):
     async def main():
         c = await _client(tp)
         first = [await c.recv(T) for _ in range(3)]
-        assert [type(m).__name__ for m in first] == ["NewTemplate", "NewTemplate", "SetNewPrevHash"]
-        assert isinstance(first[0], NewTemplate) and first[0].future_template
+        # current work + SetNewPrevHash first, then the next height's future template:
+        # SRI forgets other future templates on SetNewPrevHash, so this order matters
+        assert [type(m).__name__ for m in first] == ["NewTemplate", "SetNewPrevHash", "NewTemplate"]
+        assert first[0].future_template and first[1].template_id == first[0].template_id
+        assert first[2].future_template and first[2].template_id > first[0].template_id
         await _until_full(c)
         data = await c.request_transaction_data(c.state.current.template_id, T)
         assert isinstance(data, RequestTransactionDataSuccess) and data.excess_data == bytes(32)

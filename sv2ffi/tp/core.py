@@ -164,6 +164,9 @@ class TemplateProviderCore:
         self.template: Optional[BlockTemplate] = None  # newest source template for the tip
         self._like: Optional[BlockTemplate] = None  # newest template of any tip
         self.future: Optional[ServedTemplate] = None  # announced empty next-height template
+        #: the same empty future work re-issued under newer ids for clients that joined
+        #: after it was announced (ids must increase per connection); activated with it
+        self.future_clones: dict[int, ServedTemplate] = {}
         self.cache: dict[int, ServedTemplate] = {}
         self.stale_since: dict[int, float] = {}
         self.tombstones: OrderedDict[int, None] = OrderedDict()
@@ -304,15 +307,16 @@ class TemplateProviderCore:
         s.last_sent_id = max(s.last_sent_id, st.template_id)
 
     def _send_initial(self, s: Session, g: Group, now: float, eff: Effects) -> None:
-        """A (re)configured client: the current work as future + SetNewPrevHash, plus the
-        announced next-height template, in increasing id order."""
+        """A (re)configured client: the current work as future + SetNewPrevHash, then the
+        announced next-height template, in increasing id order.
+
+        The next-height template must come *after* the SetNewPrevHash: clients such as
+        SRI's pool and JDC forget every other future template when a SetNewPrevHash
+        activates one, so announcing it first would break the client's next tip switch.
+        """
         cur = self._group_current(g, now)
         fut = self.future
         send_future = fut is not None and s.held_future != fut.template_id
-        if send_future and fut.template_id < cur.template_id and fut.template_id > s.last_sent_id:
-            self._emit_template(s, fut, True, eff)
-            s.held_future = fut.template_id
-            send_future = False
         cur2 = self._fresh_for(s, cur, now)
         if cur2 is not cur and g.current is cur:
             g.current = cur2
@@ -321,6 +325,8 @@ class TemplateProviderCore:
         s.current_id = cur2.template_id
         if send_future:
             fut2 = self._fresh_for(s, fut, now)
+            if fut2 is not fut:
+                self.future_clones[fut2.template_id] = fut2
             self._emit_template(s, fut2, True, eff)
             s.held_future = fut2.template_id
 
@@ -357,6 +363,7 @@ class TemplateProviderCore:
     def _announce_future(self, height: int, now: float, eff: Effects) -> None:
         """Send every client the empty template for ``height`` ahead of its tip."""
         fut = self.future = self._make_future(height, now)
+        self.future_clones = {}
         msg = fut.new_template(True)
         for s in self.active_sessions:
             eff.send(s.sid, msg)
@@ -383,6 +390,9 @@ class TemplateProviderCore:
             self._announce_future(tip.height, now, eff)
             fut = self.future
         fut.activate(tip.prev_hash, tip.bits, tip.time)
+        for clone in self.future_clones.values():
+            clone.activate(tip.prev_hash, tip.bits, tip.time)
+        clones, self.future_clones = self.future_clones, {}
         self.future = None
         self._empty_current = fut
         for tid, st in self.cache.items():
@@ -393,6 +403,9 @@ class TemplateProviderCore:
             if s.held_future == fut.template_id:
                 eff.send(s.sid, snph)
                 s.current_id = fut.template_id
+            elif s.held_future in clones:
+                eff.send(s.sid, clones[s.held_future].set_new_prev_hash())
+                s.current_id = s.held_future
             else:  # cannot happen for a client active before the tip; kept for safety
                 st = self._fresh_for(s, fut, now)
                 self._emit_template(s, st, True, eff)
