@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "its Python peer, print a transcript")
     io.add_argument("--build-dir", help="CMake build directory (default build/capi)")
     io.add_argument("--only", action="append", choices=["template_provider", "noise_server",
-                                                        "noise_client"],
+                                                        "noise_client", "embedded_node"],
                     help="run only this example (repeatable)")
     io.set_defaults(func=cmd_interop)
 

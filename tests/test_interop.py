@@ -30,7 +30,7 @@ def test_interop_command_passes_and_prints_a_transcript():
     out = proc.stdout
     for name in interop.EXAMPLES:
         assert f"PASS {name}" in out
-    assert "3 passed, 0 failed" in out
+    assert f"{len(interop.EXAMPLES)} passed, 0 failed" in out
     assert "c++ > SetNewPrevHash(template_id=1" in out  # what the C++ server built
     assert "error_code=protocol-version-mismatch" in out
     assert "c++ | RequestTransactionData.Success transactions=3" in out

@@ -8,6 +8,8 @@ runs each example against a Python peer built on ``sv2ffi.aio``:
       a good setup, an unsupported protocol, a version mismatch
   noise_server (C++, Noise responder)                <-  Python Noise client
   noise_client (C++, Noise initiator)                ->  Python Noise server
+  embedded_node (C++ regtest node embedding the TP:  <-  `sv2ffi client --mine` (a separate
+      sv2_tp_push_template, solution callback)            process): blocks mined end to end
 
 Every field the C++ side builds is checked against an independent Python computation
 (e.g. SetNewPrevHash.target against ``bitcoin.bits_to_target(n_bits)``) and every field
@@ -32,7 +34,8 @@ from ..messages import (CoinbaseOutputConstraints, Message, NewTemplate, Request
                         SetupConnectionSuccess)
 
 TIMEOUT = 10.0
-EXAMPLES = ("template_provider", "noise_server", "noise_client")
+EXAMPLES = ("template_provider", "noise_server", "noise_client", "embedded_node")
+EMBEDDED_BLOCKS = 3
 
 # what examples/cpp/mini_tp.hpp builds, computed here independently
 MINI_TP_HEIGHT = 840000
@@ -342,6 +345,126 @@ async def run_noise_client(binary: Path, t: Transcript) -> None:
                f"noise_client printed {key}={printed.get(key)!r}, the server sent {value!r}")
 
 
+# ---- the embedded template provider: a C++ node, mined by `sv2ffi client --mine` ------------
+
+
+async def _pump(stream, prefix: str, t: Transcript, lines: list, first: dict) -> None:
+    """Copy a process's output into the transcript as it arrives; remember lines."""
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return
+        text = raw.decode(errors="replace").rstrip("\n")
+        lines.append(text)
+        t.say(f"    {prefix} | {text}")
+        for key, fut in first.items():
+            if text.startswith(key) and not fut.done():
+                fut.set_result(text[len(key):].strip())
+
+
+async def run_embedded_node(binary: Path, t: Transcript, blocks: int = EMBEDDED_BLOCKS,
+                            datadir: Path | None = None) -> list[str]:
+    """Run the node and `sv2ffi client --mine` until ``blocks`` blocks are accepted;
+    return the node's output lines.  The node's data directory is temporary unless given."""
+    import tempfile
+
+    if datadir is None:
+        with tempfile.TemporaryDirectory(prefix="sv2ffi-embedded-") as tmp:
+            return await run_embedded_node(binary, t, blocks, Path(tmp) / "node")
+    node = await asyncio.create_subprocess_exec(
+        str(binary), "--datadir", str(datadir), "--blocks", str(blocks),
+        "--timeout", str(int(TIMEOUT * 3)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    pool = None
+    node_lines: list[str] = []
+    pool_lines: list[str] = []
+    loop = asyncio.get_running_loop()
+    first = {"authority ": loop.create_future(), "listening ": loop.create_future()}
+    pumps = [loop.create_task(_pump(node.stdout, "node", t, node_lines, first))]
+    try:
+        try:
+            key = await asyncio.wait_for(first["authority "], TIMEOUT)
+            port = (await asyncio.wait_for(first["listening "], TIMEOUT)).rsplit(":", 1)[1]
+        except asyncio.TimeoutError:
+            raise Mismatch("embedded_node printed no authority key / port") from None
+        t.say(f"  embedded_node serves SV2 on 127.0.0.1:{port}; starting "
+              f"`sv2ffi client --mine --blocks {blocks}`")
+        pool = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sv2ffi", "client", "--port", port, "--authority-pubkey",
+            key, "--mine", "--blocks", str(blocks), "--interval", "0.2", "--timeout",
+            str(int(TIMEOUT * 2)),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        pumps.append(loop.create_task(_pump(pool.stdout, "pool", t, pool_lines, {})))
+        try:
+            node_code, pool_code = await asyncio.wait_for(
+                asyncio.gather(node.wait(), pool.wait()), TIMEOUT * 6)
+            await asyncio.wait_for(asyncio.gather(*pumps), TIMEOUT)
+        except asyncio.TimeoutError:
+            raise Mismatch(f"mining {blocks} blocks did not finish within "
+                           f"{TIMEOUT * 6:.0f} s") from None
+    finally:
+        for proc in (node, pool):
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        for p in pumps:
+            p.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+    expect(pool_code == 0, f"sv2ffi client exited with {pool_code}")
+    expect(node_code == 0, f"embedded_node exited with {node_code}")
+    submitted = [ln for ln in pool_lines if ln.startswith("-> SubmitSolution")]
+    expect(len(submitted) == blocks, f"the pool submitted {len(submitted)} solutions, "
+                                     f"expected {blocks}")
+    check_embedded_chain(node_lines, datadir, blocks, t)
+    return node_lines
+
+
+def check_embedded_chain(node_lines: list, datadir: Path, blocks: int, t: Transcript) -> None:
+    """The blocks the C++ node accepted, checked again in Python from the copies the
+    library persisted: chained from regtest genesis, proof of work, merkle root, BIP34
+    height, witness commitment, coinbase value against the node's subsidy + fees."""
+    from ..tp.regtest import genesis_block
+    from ..tp.storage import saved_blocks
+
+    accepted = [_key_values("accepted " + ln[len("accepted "):])
+                for ln in node_lines if ln.startswith("accepted block ")]
+    expect(len(accepted) == blocks, f"embedded_node accepted {len(accepted)} blocks, "
+                                    f"expected {blocks}")
+    files = {p.name.split("-", 1)[1][:-4]: p for p in saved_blocks(datadir)}
+    regtest = bitcoin.NETWORKS["regtest"]
+    prev = genesis_block().hash
+    for height, info in enumerate(accepted, start=1):
+        h = info["accepted.hash"]
+        expect(info["accepted.height"] == str(height), f"accepted block {h}: height "
+                                                       f"{info['accepted.height']}, expected {height}")
+        expect(h in files, f"block {h} was not persisted in {datadir}/solved-blocks")
+        blk = bitcoin.Block.from_bytes(files[h].read_bytes())
+        hdr = blk.header
+        expect(bitcoin.hash_hex(blk.hash) == h, f"persisted block hashes to {bitcoin.hash_hex(blk.hash)}")
+        expect(hdr.prev_hash == prev, f"block {height} does not extend block {height - 1}")
+        expect(bitcoin.hash_meets_target(blk.hash, bitcoin.bits_to_target(hdr.bits)),
+               f"block {height}: proof of work")
+        expect(hdr.merkle_root == bitcoin.merkle_root([tx.txid for tx in blk.txs]),
+               f"block {height}: merkle root")
+        cb = blk.txs[0]
+        expect(bitcoin.parse_bip34_height(cb.vin[0].script_sig) == height,
+               f"block {height}: BIP34 height")
+        idx = bitcoin.find_witness_commitment(cb)
+        expect(idx is not None, f"block {height}: no witness commitment")
+        want = bitcoin.witness_commitment_script(bitcoin.witness_commitment(
+            [tx.wtxid for tx in blk.txs[1:]], cb.vin[0].witness[0]))
+        expect(cb.vout[idx].script_pubkey == want, f"block {height}: witness commitment")
+        claimed = sum(o.value for o in cb.vout)
+        allowed = bitcoin.block_subsidy(height, regtest) + int(info["accepted.fees"])
+        expect(claimed == allowed, f"block {height}: coinbase pays {claimed}, node allowed "
+                                   f"{allowed}")
+        expect(int(info["accepted.txs"]) == len(blk.txs) - 1, f"block {height}: tx count")
+        prev = blk.hash
+    t.say(f"  checked in Python: {blocks} persisted blocks chain from regtest genesis with "
+          f"valid proof of work, merkle roots, BIP34 heights, witness commitments and "
+          f"coinbase values")
+
+
 def _key_values(text: str) -> dict[str, str]:
     """'Name k=v k=v' lines -> {'Name.k': 'v'}."""
     out = {}
@@ -387,6 +510,7 @@ async def run_all(binaries: dict[str, Path], t: Transcript, only: list[str] | No
         "template_provider": run_template_provider,
         "noise_server": run_noise_server,
         "noise_client": run_noise_client,
+        "embedded_node": run_embedded_node,
     }
     for name, fn in runs.items():
         if only and name not in only:
