@@ -64,7 +64,10 @@ async def _demo(say: _Transcript, datadir: str) -> bool:
         say("client", "-> SetupConnection(protocol=2, version 2)  <- SetupConnection.Success")
         say("client", "-> CoinbaseOutputConstraints(max_additional_size=100, sigops=10)")
         start_height = chain.height
-        while c.state.prev_hash is None or not c.state.current.merkle_path:
+        # the opening: current work + SetNewPrevHash, then the next height's empty future
+        # template (announced ahead of time, so the next tip costs one SetNewPrevHash)
+        while (c.state.prev_hash is None or not c.state.current.merkle_path
+               or not c.state.held_futures):
             m = await c.recv(T)
             if isinstance(m, NewTemplate):
                 say("client", "<- " + _nt(m))
