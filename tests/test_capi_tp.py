@@ -54,7 +54,7 @@ class TpEmbed:
     """tests/capi/tp_embed running, with its output lines in a queue."""
 
     def __init__(self, program: Path, datadir: Path, *args: str, wrapper: tuple = (),
-                 env: dict | None = None):
+                 env: dict | None = None, startup_timeout: float = T):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SV2FFI_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen([*wrapper, str(program), str(datadir), *args],
@@ -64,8 +64,8 @@ class TpEmbed:
         self.seen: list[str] = []
         self.stderr = ""
         threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self.expect("listening "))
-        self.authority = self.expect("authority ")
+        self.port = int(self.expect("listening ", startup_timeout))
+        self.authority = self.expect("authority ", startup_timeout)
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -91,9 +91,9 @@ class TpEmbed:
             self.proc.stdin.write(c + "\n")
         self.proc.stdin.flush()
 
-    def push(self, block: bytes) -> str:
+    def push(self, block: bytes, timeout: float = T) -> str:
         self.send("push " + block.hex())
-        return self.expect("push ")
+        return self.expect("push ", timeout)
 
     def finish(self, timeout: float = T) -> tuple[int, str]:
         self.send("quit")
@@ -136,17 +136,17 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 120))
 
 
-async def connect(tp: TpEmbed) -> TdpClient:
+async def connect(tp: TpEmbed, timeout: float = T) -> TdpClient:
     return await TdpClient.connect("127.0.0.1", tp.port, authority_pubkey=tp.authority,
-                                   timeout=T)
+                                   timeout=timeout)
 
 
-async def wait_for_full_template(c: TdpClient) -> NewTemplate:
+async def wait_for_full_template(c: TdpClient, timeout: float = T) -> NewTemplate:
     """Messages until the client works on a template with transactions (every template
     these tests push has some; the empty one announced ahead of a tip has none)."""
     while c.state.prev_hash is None or c.state.current is None or \
             not c.state.current.merkle_path:
-        await c.recv(T)
+        await c.recv(timeout)
     return c.state.current
 
 
