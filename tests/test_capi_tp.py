@@ -389,3 +389,31 @@ def test_the_callback_may_push_but_not_stop(run_embed, tmp_path):
     tp.expect("freed")
     code, err = tp.finish()
     assert code == 0, err
+
+
+def test_a_new_tip_goes_out_before_the_rest_of_the_template_is_parsed(run_embed):
+    """The tip is taken from the header and the coinbase first (what SetNewPrevHash needs);
+    a template whose transactions then fail to parse is still an error for the caller,
+    while the clients already switched to the (valid) empty template of the new tip."""
+    chain = RegtestChain(seed=13)
+    chain.add_random_transactions(3)
+    tp = run_embed()
+    assert tp.push(assembled(chain)) == "ok"
+    other = RegtestChain(seed=13)
+    other.submit_block(other.mine_template(other.block_template()).serialize())
+    other.add_random_transactions(3)
+    broken = assembled(other) + b"\x00"  # header and coinbase fine, a byte too many
+
+    async def main():
+        c = await connect(tp)
+        await wait_for_full_template(c)
+        reply = await asyncio.to_thread(tp.push, broken)
+        assert reply.startswith("error SV2_ERR_INVALID_ARGUMENT pushed template is not a "
+                                "serialized block"), reply
+        snph = await c.wait_for(SetNewPrevHash, T, pred=lambda m: m.prev_hash == other.tip_hash)
+        assert not c.state.templates[snph.template_id].merkle_path  # the empty template
+        await c.close()
+
+    run(main())
+    code, err = tp.finish()
+    assert code == 0, err

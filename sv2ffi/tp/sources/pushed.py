@@ -8,9 +8,12 @@ Two things keep a push from delaying the network side:
 
 * A new tip is announced from the header and the coinbase alone (``peek_tip``), before
   the transactions are parsed: SetNewPrevHash depends on nothing else, and parsing a full
-  block in Python takes tens of milliseconds.  If the rest of the block then turns out
-  malformed the push still fails, the clients stay on the (valid) empty template of the
-  new tip.
+  block in Python takes tens of milliseconds.  The pushing thread even waits (GIL
+  released, bounded) until the event loop has written SetNewPrevHash to every client:
+  parsing right away would hold the GIL and leave the loop thread only the interpreter's
+  switch-interval slices, delaying the tip by about the parse time.  If the rest of the
+  block then turns out malformed the push still fails; the clients stay on the (valid)
+  empty template of the new tip.
 * Solved blocks go back through ``on_solution(block_bytes)`` on a worker thread of this
   source, one at a time and in order, only after the service persisted them: a node whose
   callback takes a while (validating and connecting the block) never stalls the event loop
@@ -34,6 +37,9 @@ from ..template import BlockTemplate, parse_pushed_block
 from . import Source
 
 log = logging.getLogger("sv2ffi.tp.pushed")
+
+#: longest a push waits for the event loop to send a new tip before parsing on anyway
+TIP_WAIT = 1.0
 
 
 def peek_tip(block: bytes, network: btc.Network) -> TipInfo:
@@ -70,6 +76,7 @@ class PushedSource(Source):
         self._running = False
         self._tip_hash: Optional[bytes] = None  # last tip handed to the service
         self._solutions: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._loop_thread: Optional[int] = None
         self.last: Optional[BlockTemplate] = None
         self.pushed = 0
 
@@ -81,6 +88,7 @@ class PushedSource(Source):
             max_workers=1, thread_name_prefix="sv2ffi-tp-solution")
         with self._lock:
             self._loop = asyncio.get_running_loop()
+            self._loop_thread = threading.get_ident()
             self._running = True
             last = self.last
             if last is not None:  # pushed before the service started
@@ -100,10 +108,14 @@ class PushedSource(Source):
         caller's thread.  After stop() a push is only parsed."""
         data = bytes(block)
         tip = peek_tip(data, self.network)
+        sent = None
         with self._lock:
             if self._running and tip.prev_hash != self._tip_hash:
                 self._tip_hash = tip.prev_hash
-                self._loop.call_soon_threadsafe(self._deliver_tip, tip)
+                sent = threading.Event()
+                self._loop.call_soon_threadsafe(self._deliver_tip, tip, sent)
+        if sent is not None and threading.get_ident() != self._loop_thread:
+            sent.wait(TIP_WAIT)
         tpl = parse_pushed_block(data, self.network)
         with self._lock:
             self.last = tpl
@@ -112,9 +124,15 @@ class PushedSource(Source):
                 self._loop.call_soon_threadsafe(self._deliver, tpl)
         return tpl
 
-    def _deliver_tip(self, tip: TipInfo) -> None:
-        if self._running:
-            self.sink.on_tip(tip)
+    def _deliver_tip(self, tip: TipInfo, sent: threading.Event) -> None:
+        try:
+            if self._running:
+                self.sink.on_tip(tip)
+        finally:
+            # the client writers were woken by on_tip and run before this callback: each
+            # writes its SetNewPrevHash in one step (write + a drain that does not wait
+            # unless the socket is backed up)
+            self._loop.call_soon(sent.set)
 
     def _deliver(self, tpl: BlockTemplate) -> None:
         if self._running:
