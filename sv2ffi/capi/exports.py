@@ -340,18 +340,24 @@ def keypair_from_secret(secret_p, out):
     return OK
 
 
+def _write_text(out, cap: int, text: str) -> int:
+    """Copy ``text`` NUL-terminated into the caller's ``out[cap]``; too small a buffer is
+    an error (with ``out`` set to "" when it has room for that), never a truncated key."""
+    raw = text.encode("ascii") + b"\0"
+    if cap < len(raw):
+        if cap:
+            out[0] = b"\0"
+        raise errors.InvalidArgumentError(f"out needs {len(raw)} bytes, cap is {cap}")
+    ffi.memmove(out, raw, len(raw))
+    return OK
+
+
 @_impl
 def authority_pubkey_to_text(pubkey_p, out, cap):
     from ..keys import encode_authority_pubkey
 
     _need(out, "out")
-    text = encode_authority_pubkey(_key(pubkey_p, "pubkey")).encode("ascii") + b"\0"
-    if cap < len(text):
-        if cap:
-            out[0] = b"\0"
-        raise errors.InvalidArgumentError(f"out needs {len(text)} bytes, cap is {cap}")
-    ffi.memmove(out, text, len(text))
-    return OK
+    return _write_text(out, cap, encode_authority_pubkey(_key(pubkey_p, "pubkey")))
 
 
 @_impl
@@ -430,13 +436,7 @@ def tp_port(tp_p):
 def tp_authority_pubkey(tp_p, out, cap):
     tp = TABLE.get(TP, _handle(tp_p))
     _need(out, "out")
-    text = tp.authority_pubkey.encode("ascii") + b"\0"
-    if cap < len(text):
-        if cap:
-            out[0] = b"\0"
-        raise errors.InvalidArgumentError(f"out needs {len(text)} bytes, cap is {cap}")
-    ffi.memmove(out, text, len(text))
-    return OK
+    return _write_text(out, cap, tp.authority_pubkey)
 
 
 @_impl
