@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -72,11 +73,9 @@ async def serve_tp(args) -> int:
                                       zmq_endpoint=args.regtest_zmq_hashblock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+    if threading.current_thread() is threading.main_thread():  # signals reach only that one
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread
-            pass
     await service.start()
     try:
         if rpc_server is not None:
