@@ -38,6 +38,15 @@ def _pad(n: int) -> int:
     return (n + ALIGN - 1) & ~(ALIGN - 1)
 
 
+def _fill_packed(prepared, arena, base, off):
+    """Copy a sequence already packed into one blob; (pointer, count), NULL when empty."""
+    _, blob, n = prepared
+    if not n:
+        return 0, 0
+    arena[off:off + len(blob)] = blob
+    return base + off, n
+
+
 class _Layout:
     """Builds a '=' struct format from (offset, code) pieces, padding the gaps."""
 
@@ -322,14 +331,7 @@ class Converter:
                 blob = b"".join(v)
                 return _pad(len(blob)), blob, len(v)
 
-            def fill(prepared, arena, base, off):
-                _, blob, n = prepared
-                if not n:
-                    return 0, 0
-                arena[off:off + len(blob)] = blob
-                return base + off, n
-
-            return prepare, fill
+            return prepare, _fill_packed
         if e.kind in ("int", "bool", "f32"):
             code = {"f32": "f", "bool": "B"}.get(e.kind) or _INT_CODES[e.c_type]
             size = struct.calcsize("=" + code)
@@ -338,14 +340,7 @@ class Converter:
                 v = items(v)
                 return _pad(len(v) * size), struct.pack(f"={len(v)}{code}", *v), len(v)
 
-            def fill(prepared, arena, base, off):
-                _, blob, n = prepared
-                if not n:
-                    return 0, 0
-                arena[off:off + len(blob)] = blob
-                return base + off, n
-
-            return prepare, fill
+            return prepare, _fill_packed
         if e.kind == "bytes":
             text, code = e.text, self.array_code
             size = 2 * array.array(code).itemsize
