@@ -69,6 +69,10 @@ class Sv2Stream:
         """Encode, encrypt, write and wait until the kernel took it (backpressure)."""
         await self._write(self.connection.send(msg))
 
+    async def send_farewell(self, msg: Message) -> None:
+        """One last message after the peer's undecodable payload (``Connection.farewell``)."""
+        await self._write(self.connection.farewell(msg))
+
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests, proxies); bypasses the connection."""
         await self._write(data)

@@ -619,7 +619,7 @@ NETWORKS = {
                     rpc_port=18332),
     "testnet4": Network("testnet4", 0x00000000FFFF << 208, allow_min_difficulty=True,
                         enforce_bip94=True, sv2_port=48442, rpc_port=48332),
-    "signet": Network("signet", 0x00000377AE << 200, sv2_port=38442, rpc_port=38332),
+    "signet": Network("signet", 0x377AE << 216, sv2_port=38442, rpc_port=38332),
     "regtest": Network("regtest", 0x7FFFFF << 232, halving_interval=150,
                        allow_min_difficulty=True, no_retargeting=True, sv2_port=18447,
                        rpc_port=18443),

@@ -271,8 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--fee-delta", type=int, default=1000,
                     help="sat the fees must rise by for an update (default 1000)")
     tp.add_argument("--datadir", help="keys (0600) and solved blocks (default ~/.sv2ffi/CHAIN)")
-    tp.add_argument("--chain", default="regtest",
-                    help="main, test(net3), testnet4, signet, regtest (default regtest)")
+    tp.add_argument("--chain", default=None,
+                    help="main, test(net3), testnet4, signet, regtest (default: regtest for the "
+                    "built-in chain; with --source rpc, whatever the node runs, and a node on "
+                    "another chain than a given --chain is refused)")
     tp.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
                     help="regtest: the built-in in-memory test/demo chain (default); rpc: bitcoind")
     tp.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (default http://127.0.0.1:<chain "

@@ -77,42 +77,78 @@ def solve(nt: NewTemplate, snph: SetNewPrevHash, coinbase: btc.Tx,
 # ---- the asyncio client ----------------------------------------------------------------------
 
 
+class TemplateIdNotFound(ProtocolViolationError):
+    """What SRI's job store reports when a SetNewPrevHash names no future job it holds:
+    SRI's pool shuts down on it, its JDC falls back to another TP."""
+
+
 @dataclass
 class ClientState:
-    """What a pool tracks from a TP."""
+    """A TP's work as SRI's pool and JDC track it (sv2-apps pool/jd-client template
+    receivers, channels-sv2 ``JobStore``), so a TP that SRI could not follow fails here:
 
-    templates: dict = field(default_factory=dict)  # id -> NewTemplate
+    - ONE ``last_future`` slot, overwritten by every NewTemplate with future_template=1,
+      and ONE ``prev_hash`` (the last SetNewPrevHash);
+    - future templates are held as future jobs by id; a SetNewPrevHash must activate one
+      of them (``activate_future_job``), else ``TemplateIdNotFound``; it then drops every
+      other future job and marks the jobs of the previous tip stale;
+    - a non-future NewTemplate becomes the active job for the last SetNewPrevHash, and the
+      job it replaces stays valid for shares (and blocks) until the next SetNewPrevHash;
+    - a new mining channel can be opened at any moment and is bootstrapped from the pair
+      (``bootstrap_channel``): the future job from ``last_future``, activated by
+      ``prev_hash``; if their ids differ, SRI's pool shuts down.
+    """
+
+    templates: dict = field(default_factory=dict)  # id -> NewTemplate of the current tip
     prev_hash: Optional[SetNewPrevHash] = None
-    current: Optional[NewTemplate] = None  # template to work on now
+    current: Optional[NewTemplate] = None  # the active job
+    last_future: Optional[NewTemplate] = None
+    future_jobs: dict = field(default_factory=dict)  # id -> NewTemplate, not yet activated
     tip_changes: int = 0
-    held_futures: set = field(default_factory=set)  # future templates not yet activated
 
     def apply(self, msg: Message) -> None:
         if isinstance(msg, NewTemplate):
-            self.templates[msg.template_id] = msg
             if msg.future_template:
-                self.held_futures.add(msg.template_id)
+                self.last_future = msg
+                self.future_jobs[msg.template_id] = msg
             else:
+                if self.prev_hash is None:
+                    raise ProtocolViolationError(
+                        f"non-future NewTemplate {msg.template_id} before any SetNewPrevHash")
+                self.templates[msg.template_id] = msg
                 self.current = msg
-            while len(self.templates) > 64:
-                old = min(self.templates)
-                del self.templates[old]
-                self.held_futures.discard(old)
         elif isinstance(msg, SetNewPrevHash):
-            nt = self.templates.get(msg.template_id)
-            if nt is None or not nt.future_template:
-                raise ProtocolViolationError(
+            nt = self.future_jobs.get(msg.template_id)
+            if nt is None:
+                raise TemplateIdNotFound(
                     f"SetNewPrevHash references template {msg.template_id}, which is not a "
-                    "future template we hold")
-            # Like SRI's job store (channels-sv2 JobStore::activate_future_job), forget every
-            # other future template: a TP that announced the next height's template *before*
-            # this SetNewPrevHash would see its next tip switch fail at real pools.
-            for tid in self.held_futures - {msg.template_id}:
-                self.templates.pop(tid, None)
-            self.held_futures.clear()
+                    f"future template we hold (holding {sorted(self.future_jobs)})")
+            if self.prev_hash is None or msg.prev_hash != self.prev_hash.prev_hash:
+                self.templates = {}  # jobs of the previous tip are stale
+                self.tip_changes += 1
+            self.future_jobs = {}
+            self.templates[nt.template_id] = nt
             self.prev_hash = msg
             self.current = nt
-            self.tip_changes += 1
+
+    def bootstrap_channel(self) -> NewTemplate:
+        """What SRI does when a miner opens a channel: the last future template becomes a
+        future job, activated by the last SetNewPrevHash.  Raises TemplateIdNotFound when
+        the pair does not match (SRI's pool shuts down)."""
+        if self.last_future is None or self.prev_hash is None:
+            raise ProtocolViolationError("no future template and SetNewPrevHash yet")
+        if self.last_future.template_id != self.prev_hash.template_id:
+            raise TemplateIdNotFound(
+                f"last future template is {self.last_future.template_id} but the last "
+                f"SetNewPrevHash activates {self.prev_hash.template_id}: a new channel cannot "
+                "be opened")
+        return self.last_future
+
+    @property
+    def valid_ids(self) -> set:
+        """Templates a solution may still be found on (SRI accepts shares on every job of
+        the current tip until the next SetNewPrevHash)."""
+        return set(self.templates)
 
 
 class TdpClient:
@@ -253,8 +289,15 @@ async def client_main(args, out=None) -> int:
 
     async def show(msg):
         print("<- " + describe(msg), file=out, flush=True)
-        if args.request_tx_data and isinstance(msg, NewTemplate) and not msg.future_template:
-            reply = await c.request_transaction_data(msg.template_id, args.timeout)
+        # a future template's transactions are asked for once its SetNewPrevHash
+        # activated it: that is the first template of every tip and of the connection
+        tid = None
+        if isinstance(msg, NewTemplate) and not msg.future_template:
+            tid = msg.template_id
+        elif isinstance(msg, SetNewPrevHash):
+            tid = msg.template_id
+        if args.request_tx_data and tid is not None:
+            reply = await c.request_transaction_data(tid, args.timeout)
             print("<- " + describe(reply), file=out, flush=True)
 
     try:

@@ -37,8 +37,10 @@ from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
 from .schema import MAX_PAYLOAD
 
 #: Certificates made by ``responder_from_authority`` start this long before "now", so
-#: clients whose clock lags a little (sv2-tp checks without leeway) still accept them.
-CERT_BACKDATE = 60
+#: clients whose clock lags (sv2-tp's initiator checks ``valid_from <= now`` without
+#: leeway) still accept them; sv2-tp backdates its own certificate by the same hour
+#: (src/sv2/template_provider.cpp).
+CERT_BACKDATE = 3600
 
 
 class State(enum.Enum):
@@ -244,6 +246,17 @@ class Connection:
         """Wire bytes for one message (one frame; encrypted chunks under Noise)."""
         self._check_sendable()
         return self._send_plain_frame(encode_message(msg))  # EncodeError: caller's bug, no fail
+
+    def farewell(self, msg: Message) -> bytes:
+        """Wire bytes for one last message after the peer sent a payload that does not
+        decode.  Such a frame was authenticated and decrypted, so the transport is still
+        sound and the peer can be told why it is being dropped (a SetupConnection.Error for
+        a protocol this side does not know).  Refused after any other kind of failure."""
+        if self.error is not None and not isinstance(self.error, errors.DecodeError):
+            raise self.error
+        if self.role is not Role.PLAIN and self._encryptor is None:
+            raise errors.NotEstablishedError("no transport to say farewell on")
+        return self._send_plain_frame(encode_message(msg))
 
     def send_frame(self, frame: Frame) -> bytes:
         """Wire bytes for a raw frame (e.g. an extension message the schema lacks)."""

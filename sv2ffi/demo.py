@@ -50,6 +50,10 @@ async def _demo(say: _Transcript, datadir: str) -> bool:
                         config=TpConfig(template_interval=0.2, fee_delta=1000))
     say("chain", f"built-in regtest test/demo chain (in memory, not a node) at height "
                  f"{chain.height}, nBits 0x207fffff, halving every 150 blocks")
+    judge = ("Bitcoin Core's validation (libbitcoinkernel) judges every block"
+             if chain.validator is not None else
+             "its own checks only (py-bitcoinkernel not installed: Core does not judge blocks)")
+    say("chain", judge)
     await service.start()
     ok = True
     try:
@@ -64,16 +68,16 @@ async def _demo(say: _Transcript, datadir: str) -> bool:
         say("client", "-> SetupConnection(protocol=2, version 2)  <- SetupConnection.Success")
         say("client", "-> CoinbaseOutputConstraints(max_additional_size=100, sigops=10)")
         start_height = chain.height
-        # the opening: current work + SetNewPrevHash, then the next height's empty future
-        # template (announced ahead of time, so the next tip costs one SetNewPrevHash)
-        while (c.state.prev_hash is None or not c.state.current.merkle_path
-               or not c.state.held_futures):
+        # the opening: the current work as a future template immediately activated by its
+        # SetNewPrevHash (the pair SRI pools bootstrap every new channel from)
+        while c.state.prev_hash is None or not c.state.current.merkle_path:
             m = await c.recv(T)
             if isinstance(m, NewTemplate):
                 say("client", "<- " + _nt(m))
             elif isinstance(m, SetNewPrevHash):
                 say("client", f"<- SetNewPrevHash template={m.template_id} prev="
                               f"{btc.hash_hex(m.prev_hash)[:16]}… nBits={m.n_bits:08x}")
+        c.state.bootstrap_channel()
         cur = c.state.current
         r = await c.request_transaction_data(cur.template_id, T)
         ok &= isinstance(r, RequestTransactionDataSuccess)
@@ -90,16 +94,18 @@ async def _demo(say: _Transcript, datadir: str) -> bool:
                           f"-> SubmitSolution")
             before = chain.height
             await c.submit(sol)
+            fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
             snph = await c.wait_for(SetNewPrevHash, T)
             ok &= chain.height == before + 1 and snph.prev_hash == chain.tip_hash
+            ok &= snph.template_id == fut.template_id and not fut.merkle_path
             blk = chain.tip
+            by = "Bitcoin Core" if chain.validator is not None else "the chain"
             say("tp", f"block {btc.hash_hex(chain.tip_hash)[:16]}… rebuilt, proof of work "
-                      f"checked, persisted, accepted: height {chain.height}, "
+                      f"checked, persisted, accepted by {by}: height {chain.height}, "
                       f"{len(blk.txs)} transactions")
-            say("client", f"<- SetNewPrevHash template={snph.template_id} (the future template "
-                          f"for height {chain.height + 1}, announced before this block existed)")
-            m = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
-            say("client", "<- " + _nt(m) + "  (empty, next height, ahead of time)")
+            say("client", "<- " + _nt(fut) + "  (empty, built before this block existed)")
+            say("client", f"<- SetNewPrevHash template={snph.template_id}  (activates it at once:"
+                          " the new tip costs no node round trip)")
             if n == 0:
                 added = chain.add_random_transactions(8, min_feerate=20, max_feerate=40)
                 say("chain", f"{added} transactions paying 20-40 sat/vB enter the mempool")

@@ -231,6 +231,10 @@ class RpcError(Sv2Error):
         super().__init__(reason if code is None else f"{reason} (code {code})")
 
 
+class ChainMismatchError(Sv2Error):
+    """The node runs another chain than the TP was told to serve: nothing is served."""
+
+
 # ---- C ABI (issue 4) ----------------------------------------------------------------------
 
 

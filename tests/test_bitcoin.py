@@ -1,6 +1,9 @@
 """Consensus serialization against public facts (mainnet/regtest genesis, Core's pow_tests
 retarget cases, the empty-block witness commitment) and properties of merkle paths."""
 
+import json
+import pathlib
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -183,3 +186,52 @@ def test_segwit_addresses_bip173_vector_and_roundtrip():
     assert addr.startswith("bcrt1q") and b.decode_segwit_address("bcrt", addr) == b.P2WSH_OP_TRUE
     with pytest.raises(BitcoinDecodeError):
         b.decode_segwit_address("bcrt", addr[:-1] + ("q" if addr[-1] != "q" else "p"))
+
+
+# ---- next_work_required against real chains ------------------------------------------------
+
+RETARGET = json.loads((pathlib.Path(__file__).parent / "vectors" / "retarget.json").read_text())
+NET = {"mainnet": "main", "testnet3": "test", "testnet4": "testnet4", "signet": "signet"}
+
+
+def test_signet_pow_limit_is_cores():
+    """chainparams.cpp: signet powLimit 00000377ae00..00, the genesis block's nBits."""
+    net = b.NETWORKS["signet"]
+    assert net.pow_limit_bits == 0x1E0377AE
+    assert net.pow_limit == int("00000377ae" + "0" * 54, 16)
+    assert not net.allow_min_difficulty
+
+
+@pytest.mark.parametrize("case", RETARGET["cases"], ids=lambda c: c["id"])
+def test_next_work_required_matches_the_real_chain(case):
+    net = b.NETWORKS[NET[case["network"]]]
+    h = case["height"]
+    hx = lambda k: int(case[k], 16)  # noqa: E731
+    # the raw headers (where a public source has them) say what the case says
+    fields = {"H-1": ("ntime_h_minus_1", "nbits_h_minus_1"), "H": ("ntime_h", "expected_nbits"),
+              "H-2016": ("ntime_h_minus_2016", "nbits_h_minus_2016")}
+    for which, raw in case.get("headers", {}).items():
+        hdr = b.BlockHeader.from_bytes(bytes.fromhex(raw))
+        assert b.hash_meets_target(hdr.hash, b.bits_to_target(hdr.bits)), which
+        t, n = fields.get(which, ("", ""))
+        if t in case:
+            assert hdr.time == case[t], which
+        if n in case:
+            assert hdr.bits == int(case[n], 16), which
+    tip = b.HeaderInfo(h - 1, case["ntime_h_minus_1"], hx("nbits_h_minus_1"))
+    known = {h - 1: tip}
+    if "ntime_h_minus_2016" in case:
+        known[h - 2016] = b.HeaderInfo(h - 2016, case["ntime_h_minus_2016"],
+                                       hx("nbits_h_minus_2016") if "nbits_h_minus_2016" in case
+                                       else 0)
+    walk = case.get("walk_back")
+    if walk:
+        for height, bits, t in walk.get("chain_height_bits_time", []):
+            known[height] = b.HeaderInfo(height, t, int(bits, 16))
+        lo, hi = walk["min_difficulty_range"]
+        for height in range(lo, hi + 1):
+            known.setdefault(height, b.HeaderInfo(height, 0, net.pow_limit_bits))
+        known.setdefault(walk["stops_at_height"],
+                         b.HeaderInfo(walk["stops_at_height"], 0, int(walk["stops_at_bits"], 16)))
+    got = b.next_work_required(net, tip, case["ntime_h"], known.__getitem__)
+    assert got == hx("expected_nbits"), f"{got:08x} != {case['expected_nbits']}"

@@ -87,6 +87,14 @@ def test_tp_and_client_processes_mine_blocks(tmp_path):
         assert out.stdout.count("-> SubmitSolution") == 2
         assert "RequestTransactionData.Success" in out.stdout
         assert "SetNewPrevHash" in out.stdout
+        # the very first template arrives flagged future (activated by the SetNewPrevHash
+        # right after it): its transactions are asked for too
+        lines = out.stdout.splitlines()
+        first = next(ln for ln in lines if ln.startswith("<- NewTemplate"))
+        first_id = re.search(r"id=(\d+)", first).group(1)
+        assert "(future)" in first
+        assert any(ln.startswith(f"<- RequestTransactionData.Success id={first_id} ")
+                   for ln in lines), out.stdout
     finally:
         err = tp.stop()
     assert tp.p.returncode == 0, err

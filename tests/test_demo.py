@@ -12,5 +12,6 @@ def test_demo_runs_end_to_end():
     assert text.rstrip().endswith("demo: OK")
     for needle in ("Noise handshake done", "SetNewPrevHash", "NewTemplate", "(future)",
                    "RequestTransactionData", "SubmitSolution", "fee-driven update",
-                   "3 blocks mined through Stratum V2", "announced before this block existed"):
+                   "3 blocks mined through Stratum V2", "built before this block existed",
+                   "accepted by Bitcoin Core", "Bitcoin Core's validation (libbitcoinkernel)"):
         assert needle in text, needle

@@ -86,55 +86,53 @@ def test_setup_connection_checks():
     assert "second SetupConnection" in h.closed[sid]
 
 
-def test_first_templates_future_then_prev_hash_then_full():
+def tip_of(chain):
+    return TipInfo(chain.tip_hash, chain.height + 1, chain.next_bits(), chain.next_time())
+
+
+def kinds(msgs):
+    return [(type(m).__name__, getattr(m, "future_template", None)) for m in msgs]
+
+
+def test_first_tip_is_a_future_template_immediately_activated_then_the_full_one():
     h = Harness()
     h.chain.add_random_transactions(20)
     sid = h.connect()
-    h.take(sid)
+    assert h.take(sid)[1:] == []  # nothing to mine on before the first tip
     h.publish()
     msgs = h.take(sid)
-    kinds = [(type(m).__name__, getattr(m, "future_template", None)) for m in msgs]
-    assert kinds == [("NewTemplate", True), ("SetNewPrevHash", None), ("NewTemplate", True),
-                     ("NewTemplate", False)]
-    fut, snph, nxt, full = msgs
+    assert kinds(msgs) == [("NewTemplate", True), ("SetNewPrevHash", None), ("NewTemplate", False)]
+    fut, snph, full = msgs
     assert snph.template_id == fut.template_id and snph.prev_hash == h.chain.tip_hash
     assert snph.n_bits == 0x207FFFFF and snph.target == btc.target_le(btc.bits_to_target(0x207FFFFF))
     assert btc.parse_bip34_height(fut.coinbase_prefix) == h.chain.height + 1
-    assert btc.parse_bip34_height(nxt.coinbase_prefix) == h.chain.height + 2
-    assert nxt.coinbase_tx_value_remaining == btc.block_subsidy(h.chain.height + 2, h.chain.network)
-    assert nxt.coinbase_tx_locktime == h.chain.height + 1 and nxt.merkle_path == []
+    assert fut.merkle_path == [] and fut.coinbase_tx_locktime == h.chain.height
     assert full.merkle_path and full.coinbase_tx_value_remaining > fut.coinbase_tx_value_remaining
-    ids = [m.template_id for m in msgs if isinstance(m, NewTemplate)]
-    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert fut.template_id < full.template_id
+    assert h.states[sid].bootstrap_channel().template_id == fut.template_id
 
 
-def test_late_joiner_gets_current_template_and_held_future_in_increasing_ids():
+def test_late_joiner_gets_its_work_as_one_pair_and_nothing_ahead_of_the_next_tip():
+    """SRI bootstraps a new channel from (last future template, last SetNewPrevHash); a
+    future template announced ahead of its block would break that (sv2-apps pool
+    message_handler.rs, channels-sv2 JobStore::activate_future_job)."""
     h = Harness()
     h.chain.add_random_transactions(10)
     h.publish()
     sid = h.connect()
     msgs = h.take(sid)[1:]  # after SetupConnection.Success
-    ids = [m.template_id for m in msgs if isinstance(m, NewTemplate)]
-    assert ids == sorted(ids) and len(ids) == 2
-    snph = next(m for m in msgs if isinstance(m, SetNewPrevHash))
+    assert kinds(msgs) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert msgs[0].merkle_path and msgs[1].template_id == msgs[0].template_id
     st = h.states[sid]
-    assert st.current.template_id == snph.template_id and st.current.merkle_path
-    # SetNewPrevHash before the next height's future template: SRI-style clients drop
-    # every other future template when a SetNewPrevHash activates one
-    assert [type(m).__name__ for m in msgs] == ["NewTemplate", "SetNewPrevHash", "NewTemplate"]
-    held = msgs[2]
-    assert held.future_template and st.held_futures == {held.template_id}
-    # the announced future was older than this client's current template, so it holds the
-    # same work under a newer id; the next tip must reference exactly that id ...
-    assert held.template_id > h.core.future.template_id
+    assert st.bootstrap_channel() is msgs[0] and st.current is msgs[0]
     h.chain.generate(1)
-    h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1, h.chain.next_bits(),
-                                   h.chain.next_time()), h.now))
+    h.apply(h.core.new_tip(tip_of(h.chain), h.now))
     msgs = h.take(sid)
-    assert isinstance(msgs[0], SetNewPrevHash) and msgs[0].template_id == held.template_id
-    # ... and the re-issued template is a real one: mined, it extends the chain
+    assert kinds(msgs) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert msgs[1].template_id == msgs[0].template_id > st.templates[msgs[0].template_id].template_id - 1
+    # the empty template of the new tip is a real one: mined, it extends the chain
     _mine_and_submit(h, sid)
-    assert h.solutions[-1].template_id == held.template_id
+    assert h.solutions[-1].template_id == msgs[0].template_id
     assert h.chain.submit_block(h.solutions[-1].block) is None
 
 
@@ -147,17 +145,14 @@ def _mine_and_submit(h, sid):
     return sol
 
 
-def test_eight_clients_each_get_set_new_prev_hash_for_every_block_referencing_held_future():
+def test_eight_clients_each_get_every_tip_as_a_pair():
     h = Harness()
     h.chain.add_random_transactions(30)
-    sids = [h.connect(size=100 * (i % 3), sigops=10) for i in range(8)]
+    sids = [h.connect(size=100 * (i % 3), sigops=40) for i in range(8)]
     h.publish()
     for sid in sids:
         h.take(sid)
     for block in range(5):
-        held = {sid: {i for i, t in h.states[sid].templates.items() if t.future_template
-                      and i > (h.states[sid].prev_hash.template_id if h.states[sid].prev_hash else 0)}
-                for sid in sids}
         # a block found elsewhere (or by one of the clients): the chain's tip moves
         if block % 2:
             n = len(h.solutions)
@@ -166,20 +161,17 @@ def test_eight_clients_each_get_set_new_prev_hash_for_every_block_referencing_he
             assert h.chain.submit_block(h.solutions[-1].block) is None
         else:
             h.chain.generate(1)
-        tip = h.chain.tip.header
-        h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1,
-                                             h.chain.next_bits(), h.chain.next_time()), h.now))
+        h.apply(h.core.new_tip(tip_of(h.chain), h.now))
         for sid in sids:
             msgs = h.take(sid)
-            assert isinstance(msgs[0], SetNewPrevHash), msgs[0]  # first thing after the tip
-            assert msgs[0].template_id in held[sid]
-            assert msgs[0].prev_hash == h.chain.tip_hash
-            assert sum(isinstance(m, SetNewPrevHash) for m in msgs) == 1
+            assert kinds(msgs) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+            assert msgs[1].template_id == msgs[0].template_id
+            assert msgs[1].prev_hash == h.chain.tip_hash
+            h.states[sid].bootstrap_channel()
         h.chain.add_random_transactions(5)
         h.publish()
         for sid in sids:
-            h.take(sid)
-        assert tip.time  # chain advanced
+            assert kinds(h.take(sid)) == [("NewTemplate", False)]
     assert h.chain.height == 101 + 5
 
 
@@ -188,7 +180,7 @@ def test_equal_constraints_share_templates_and_trimming_respects_each_client():
     h.chain.add_random_transactions(80, sigops_every=4)
     small = [h.connect(size=100, sigops=10) for _ in range(2)]
     big = h.connect(size=8000, sigops=10)
-    heavy_sigops = h.connect(size=100, sigops=19_800)
+    heavy_sigops = h.connect(size=100, sigops=65_000)  # sigops cost, as SRI sends it
     h.publish()
     tpl = h.chain.block_template()
     by_txid = {t.txid: i for i, t in enumerate(tpl.txs)}
@@ -205,22 +197,35 @@ def test_equal_constraints_share_templates_and_trimming_respects_each_client():
         assert sum(t.sigops for t in st.txs) <= btc.MAX_BLOCK_SIGOPS_COST - c.reserved_sigops_cost
         kept = {t.txid for t in st.txs}
         for t in st.txs:  # never a child without its parent
-            for p in tpl.txs[by_txid[t.txid]].depends:
+            for p in tpl.depends(by_txid[t.txid]):
                 assert tpl.txs[p].txid in kept
     assert len(current(big).txs) < len(a.txs)
-    assert len(current(heavy_sigops).txs) < len(a.txs)
+    # a U16 sigops cost can reserve at most 65,535 of the block's 80,000: this mempool's
+    # sigops fit either way; trimming by sigops is covered below
+    assert sum(t.sigops for t in current(heavy_sigops).txs) > 0
     assert current(big).value_remaining < a.value_remaining
 
 
 def test_select_drops_lowest_fee_rate_with_descendants():
-    txs = [TemplateTx(b"", bytes([i]) * 32, bytes([i]) * 32, 1000, 0, fee, deps)
+    ids = [bytes([i]) * 32 for i in range(4)]
+    txs = [TemplateTx(b"", ids[i], ids[i], 1000, 0, fee, tuple(ids[d] for d in deps))
            for i, (fee, deps) in enumerate([(5000, ()), (100, ()), (9000, (1,)), (4000, ())])]
     keep = select_transactions(txs, Constraints(0, 0), block_max_weight=2000 + 2000)
     # budget 2000 WU: tx1 has the lowest rate, its child tx2 goes with it; then tx3
     assert keep == [0, 3]
 
 
-@pytest.mark.parametrize("size,sigops", [(70_000, 10), (999_000, 10), (100, 20_001)])
+def test_select_trims_by_sigops_cost_children_with_parents():
+    ids = [bytes([i]) * 32 for i in range(4)]
+    txs = [TemplateTx(b"", ids[i], ids[i], 400, sig, fee, tuple(ids[d] for d in deps))
+           for i, (sig, fee, deps) in enumerate([(80, 5000, ()), (80, 100, ()), (0, 9000, (1,)),
+                                                 (80, 4000, ())])]
+    keep = select_transactions(txs, Constraints(0, 200), max_sigops_cost=400)
+    # 200 sigops cost left for 240: the lowest fee rate (tx1) goes, with its child tx2
+    assert keep == [0, 3]
+
+
+@pytest.mark.parametrize("size,sigops", [(70_000, 10), (999_000, 10)])
 def test_impossible_constraints_disconnect_clearly(size, sigops):
     h = Harness()
     h.publish()
@@ -243,18 +248,52 @@ def test_legacy_four_byte_constraints_are_accepted():
     assert h.core.sessions[sid].constraints == Constraints(5000, 400)
 
 
-def test_second_constraints_resend_a_template_pair_with_higher_ids():
+def test_sigops_are_reserved_as_cost_as_sri_sends_them():
+    """SRI multiplies by the witness scale factor before sending (sv2-apps
+    template_receiver), and Core's option of the same name is a cost too."""
+    assert Constraints(100, 400).reserved_sigops_cost == 400
+    assert Constraints(100, 80_000).reserved_sigops_cost == btc.MAX_BLOCK_SIGOPS_COST
+
+
+def test_every_constraints_message_is_answered_with_a_fresh_pair():
     h = Harness()
     h.chain.add_random_transactions(10)
     h.publish()
     sid = h.connect(size=100)
     first = h.take(sid)
-    h.send(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=200,
-                                          coinbase_output_max_additional_sigops=1))
-    again = h.take(sid)
-    assert [type(m).__name__ for m in again][:2] == ["NewTemplate", "SetNewPrevHash"]
-    assert min(m.template_id for m in again if isinstance(m, NewTemplate)) > \
-        max(m.template_id for m in first if isinstance(m, NewTemplate))
+    for size in (200, 200, 100):  # the JDC re-sends once its declarator confirmed outputs
+        h.send(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=size,
+                                              coinbase_output_max_additional_sigops=4))
+        again = h.take(sid)
+        assert kinds(again) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+        assert again[0].template_id == again[1].template_id
+        assert again[0].template_id > max(m.template_id for m in first
+                                          if isinstance(m, NewTemplate))
+        first = again
+        h.states[sid].bootstrap_channel()
+    # the next tip names a template the client holds
+    h.chain.generate(1)
+    h.publish()
+    h.states[sid].bootstrap_channel()
+
+
+def test_constraints_changes_beyond_the_budget_are_coalesced_last_value_wins():
+    h = Harness(constraints_rate=0.5, constraints_burst=2)
+    h.publish()
+    sid = h.connect(size=100)
+    h.take(sid)
+    for size in range(1000, 1010):
+        h.send(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=size,
+                                              coinbase_output_max_additional_sigops=4))
+    answered = [m for m in h.take(sid) if isinstance(m, SetNewPrevHash)]
+    assert len(answered) == 2 and sid not in h.closed
+    assert h.core.sessions[sid].constraints.max_additional_size == 1001
+    h.tick(1)
+    assert h.take(sid) == []  # no budget yet
+    h.tick(1.1)
+    assert kinds(h.take(sid)) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert h.core.sessions[sid].constraints.max_additional_size == 1009
+    h.states[sid].bootstrap_channel()
 
 
 def test_fee_updates_follow_delta_and_interval_tips_never_wait():
@@ -285,7 +324,8 @@ def test_fee_updates_follow_delta_and_interval_tips_never_wait():
     h.chain.generate(1)
     h.publish()
     msgs = h.take(sid)
-    assert isinstance(msgs[0], SetNewPrevHash) and msgs[0].prev_hash == h.chain.tip_hash
+    assert kinds(msgs[:2]) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert msgs[1].prev_hash == h.chain.tip_hash
 
 
 def test_request_transaction_data_success_and_errors():
@@ -341,19 +381,31 @@ def test_submit_solution_rebuilds_a_block_the_chain_accepts_and_bad_ones_are_har
     assert len(h.solutions) == 1 and sid not in h.closed
 
 
-def test_same_tip_templates_are_capped_oldest_dropped_as_stale():
-    h = Harness(fee_delta=1, template_interval=0, max_templates_per_tip=4)
+def test_no_template_of_the_tip_is_forgotten_and_an_old_one_still_mines_a_block():
+    """SRI accepts shares (and so blocks) on every job of the current tip until the next
+    SetNewPrevHash (channels-sv2 JobStore keeps past jobs until activate_future_job)."""
+    h = Harness(fee_delta=1, template_interval=0)
     sid = h.connect()
     h.chain.add_random_transactions(2)
     h.publish()
-    ids = []
-    for _ in range(8):
+    oldest = h.states[sid].current
+    for _ in range(150):
         h.chain.add_random_transactions(1)
         h.publish()
-        ids.append(h.core.sessions[sid].current_id)
-    same_tip = [t for t, st in h.core.cache.items() if st.prev_hash == h.chain.tip_hash]
-    assert len(same_tip) <= 4 and ids[-1] in same_tip
-    assert h.core.transaction_data(ids[0]).error_code == "stale-template-id"
+    sent = [tid for tid in h.states[sid].valid_ids]
+    assert len(sent) > 150
+    assert all(tid in h.core.cache for tid in sent)
+    assert all(isinstance(h.core.transaction_data(tid), RequestTransactionDataSuccess)
+               for tid in sent)
+    # the transactions are shared, not copied, between those templates
+    datas = {id(t.data) for tid in sent for t in h.core.cache[tid].txs}
+    assert len(datas) == len({t.data for tid in sent for t in h.core.cache[tid].txs})
+    # a block found on the oldest template of the tip is rebuilt and Core accepts it
+    cb = build_coinbase(oldest, extranonce=b"old")
+    sol = solve(oldest, h.states[sid].prev_hash, cb, time_now=int(1_700_000_000 + h.now))
+    h.send(sid, sol)
+    assert h.solutions[-1].template_id == oldest.template_id
+    assert h.chain.submit_block(h.solutions[-1].block) is None
 
 
 def test_rate_limit_disconnects_only_the_flooder():
@@ -383,9 +435,178 @@ def test_late_template_for_an_old_tip_does_not_switch_back():
     h.publish()
     stale = h.chain.block_template()
     h.chain.generate(1)
-    h.apply(h.core.new_tip(TipInfo(h.chain.tip_hash, h.chain.height + 1, h.chain.next_bits(),
-                                   h.chain.next_time()), h.now))
+    h.apply(h.core.new_tip(tip_of(h.chain), h.now))
     h.take(sid)
     assert not h.core.is_new_tip(stale)
     assert not h.apply(h.core.new_template(stale, h.now))
     assert h.core.tip.prev_hash == h.chain.tip_hash and h.take(sid) == []
+
+
+# ---- the SRI invariant over random event sequences -----------------------------------------
+
+from hypothesis import HealthCheck, settings, strategies as hst  # noqa: E402
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,  # noqa: E402
+                                 precondition, rule)
+
+
+class SriConsumers(RuleBasedStateMachine):
+    """Clients that follow SRI's rules exactly (``ClientState``: one future slot, new
+    channels bootstrapped from the pair at any moment, other futures dropped on
+    SetNewPrevHash) must never fail, whatever the TP is put through; and no template a
+    client may still mine on is ever unknown to the TP."""
+
+    @initialize()
+    def start(self):
+        self.h = Harness(fee_delta=1, template_interval=0.5, stale_grace=3,
+                         constraints_rate=0.5, constraints_burst=2)
+        self.h.chain.add_random_transactions(15)
+        self.sids = []
+
+    def _alive(self):
+        return [s for s in self.sids if s in self.h.core.sessions]
+
+    @rule(size=hst.sampled_from([0, 100, 5000]), sigops=hst.sampled_from([0, 400, 4000]))
+    def connect(self, size, sigops):
+        self.sids.append(self.h.connect(size=size, sigops=sigops))
+
+    @precondition(lambda self: self._alive())
+    @rule(data=hst.data(), size=hst.sampled_from([0, 100, 5000]))
+    def reconfigure(self, data, size):
+        sid = data.draw(hst.sampled_from(self._alive()))
+        self.h.send(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=size,
+                                                   coinbase_output_max_additional_sigops=400))
+
+    @rule(n=hst.integers(1, 6))
+    def fee_update(self, n):
+        self.h.chain.add_random_transactions(n, min_feerate=5, max_feerate=90)
+        self.h.publish()
+
+    @rule(dt=hst.sampled_from([0.1, 1.0, 4.0]))
+    def tick(self, dt):
+        self.h.tick(dt)
+
+    @rule(fast=hst.booleans())
+    def tip(self, fast):
+        self.h.chain.generate(1)
+        if fast:  # the ZMQ-like path: the tip before the template
+            self.h.apply(self.h.core.new_tip(tip_of(self.h.chain), self.h.now))
+        self.h.publish()
+
+    @precondition(lambda self: self.h.chain.height > 102 and self.h.core.tip is not None)
+    @rule()
+    def late_old_notification(self):
+        c = self.h.chain
+        old = TipInfo(c.blocks[-2].hash, c.height, 0x207FFFFF, int(c.next_time()))
+        assert not self.h.apply(self.h.core.new_tip(old, self.h.now))
+
+    @precondition(lambda self: self._alive())
+    @rule(data=hst.data())
+    def disconnect(self, data):
+        self.h.core.close_session(data.draw(hst.sampled_from(self._alive())))
+
+    @precondition(lambda self: any(self.h.states[s].prev_hash for s in self._alive()))
+    @rule(data=hst.data())
+    def mine_any_job_of_the_tip(self, data):
+        sid = data.draw(hst.sampled_from([s for s in self._alive() if self.h.states[s].prev_hash]))
+        st = self.h.states[sid]
+        tid = data.draw(hst.sampled_from(sorted(st.valid_ids)))
+        nt = st.templates[tid]
+        cb = build_coinbase(nt, extranonce=data.draw(hst.binary(min_size=1, max_size=8)))
+        sol = solve(nt, st.prev_hash, cb, time_now=int(1_700_000_000 + self.h.now))
+        n = len(self.h.solutions)
+        self.h.send(sid, sol)
+        assert len(self.h.solutions) == n + 1
+        assert self.h.chain.submit_block(self.h.solutions[-1].block) is None
+        self.h.publish()
+
+    @invariant()
+    def sri_can_follow(self):
+        if not hasattr(self, "h"):
+            return
+        for sid in self._alive():
+            st = self.h.states[sid]
+            if st.prev_hash is not None:
+                st.bootstrap_channel()  # raises TemplateIdNotFound if the pair differs
+                for tid in st.valid_ids:  # nothing a client may mine on is forgotten
+                    assert tid in self.h.core.cache
+                    assert isinstance(self.h.core.transaction_data(tid),
+                                      RequestTransactionDataSuccess)
+
+
+SriConsumers.TestCase.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
+                                          suppress_health_check=[HealthCheck.too_slow])
+test_sri_consumers_never_fail = SriConsumers.TestCase
+
+
+def test_a_late_or_out_of_order_tip_never_takes_the_clients_back():
+    """bitcoind publishes ZMQ hashblock after its wallet processed the block, so an older
+    block's notification can arrive after a newer one's."""
+    h = Harness()
+    sid = h.connect()
+    h.publish()
+    h.chain.generate(1)
+    older = tip_of(h.chain)
+    h.chain.generate(2)
+    h.apply(h.core.new_tip(tip_of(h.chain), h.now))
+    h.take(sid)
+    assert not h.apply(h.core.new_tip(older, h.now))
+    assert h.core.ignored_old_tips == 1 and h.core.tip.prev_hash == h.chain.tip_hash
+    # a source that checked the node really reorganised to a lower block may say so
+    eff = h.apply(h.core.new_tip(older, h.now, reorg=True))
+    assert kinds(eff.sends and h.take(sid)) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+
+
+def test_nbits_the_clients_were_not_sent_cause_a_new_pair_and_blocks_keep_what_was_mined():
+    """The fast tip path computes nBits itself; when the node's template disagrees (e.g. a
+    testnet minimum-difficulty block), switch again with the node's values, and rebuild
+    each block with the values its miner was sent."""
+    h = Harness()
+    sid = h.connect()
+    h.take(sid)
+    h.chain.generate(1)
+    h.chain.add_random_transactions(5)
+    wrong = TipInfo(h.chain.tip_hash, h.chain.height + 1, 0x2100FFFF, h.chain.next_time())
+    h.apply(h.core.new_tip(wrong, h.now))
+    first = h.take(sid)
+    assert first[1].n_bits == 0x2100FFFF
+    empty = h.core.cache[first[0].template_id]
+    h.publish()
+    again = h.take(sid)
+    assert kinds(again) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert again[1].n_bits == 0x207FFFFF and again[0].merkle_path
+    assert h.core.tip.bits == 0x207FFFFF
+    h.states[sid].bootstrap_channel()
+    assert empty.bits == 0x2100FFFF  # what that template's miner was sent
+    # the reswitched work mines a block Core accepts
+    _mine_and_submit(h, sid)
+    assert h.chain.submit_block(h.solutions[-1].block) is None
+
+
+def test_a_coinbase_witness_without_a_commitment_is_removed_so_the_block_stays_valid():
+    from sv2ffi.tp.template import BlockTemplate, ServedTemplate, Work
+    h = Harness()
+    c = h.chain
+    tpl = BlockTemplate(c.network, c.height + 1, c.tip_hash, 0x20000000, c.next_bits(),
+                        c.next_time(), btc.block_subsidy(c.height + 1, c.network), [],
+                        segwit=False)
+    st = ServedTemplate(1, Work.build(tpl, None), 0).activate(c.tip_hash, tpl.bits, tpl.time)
+    assert not st.has_commitment
+    nt = st.new_template(True)
+    cb = build_coinbase(nt)
+    cb.vin[0].witness = [bytes(32)]  # a client that always adds the reserved value
+    cb.invalidate()
+    sol = solve(nt, st.set_new_prev_hash(), cb, time_now=c.next_time())
+    block = st.build_block(sol.version, sol.header_timestamp, sol.header_nonce, sol.coinbase_tx)
+    assert not btc.Block.from_bytes(block).txs[0].has_witness
+    assert c.submit_block(block) is None  # Bitcoin Core accepts it
+    # and with the commitment but no witness from the client, the reserved value is added
+    c.add_random_transactions(3)
+    tpl = c.block_template()
+    st = ServedTemplate(2, tpl.work(), 0).activate(tpl.prev_hash, tpl.bits, tpl.time)
+    nt = st.new_template(True)
+    cb = build_coinbase(nt)
+    cb.vin[0].witness = []
+    cb.invalidate()
+    sol = solve(nt, st.set_new_prev_hash(), cb, time_now=c.next_time())
+    block = st.build_block(sol.version, sol.header_timestamp, sol.header_nonce, sol.coinbase_tx)
+    assert c.submit_block(block) is None

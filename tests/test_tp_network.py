@@ -16,7 +16,7 @@ from sv2ffi.framing import Frame
 from sv2ffi.keys import Keypair, encode_authority_pubkey
 from sv2ffi.messages import (NewTemplate, RequestTransactionDataError,
                              RequestTransactionDataSuccess, SetNewPrevHash, SetupConnection,
-                             SubmitSolution)
+                             SetupConnectionError, SubmitSolution)
 from sv2ffi.tp.core import TpConfig
 from sv2ffi.tp.runner import TpThread
 from sv2ffi.tp.server import TpService
@@ -56,12 +56,13 @@ def test_full_flow_mines_blocks_through_sv2(tp, tmp_path):
 
     async def main():
         c = await _client(tp)
-        first = [await c.recv(T) for _ in range(3)]
-        # current work + SetNewPrevHash first, then the next height's future template:
-        # SRI forgets other future templates on SetNewPrevHash, so this order matters
-        assert [type(m).__name__ for m in first] == ["NewTemplate", "SetNewPrevHash", "NewTemplate"]
+        first = [await c.recv(T) for _ in range(2)]
+        # the current work as a future template immediately activated by SetNewPrevHash,
+        # and nothing announced ahead of the next tip: SRI bootstraps every new channel
+        # from that pair (sv2-apps pool message_handler.rs)
+        assert [type(m).__name__ for m in first] == ["NewTemplate", "SetNewPrevHash"]
         assert first[0].future_template and first[1].template_id == first[0].template_id
-        assert first[2].future_template and first[2].template_id > first[0].template_id
+        assert first[0].merkle_path and c.state.bootstrap_channel() is first[0]
         await _until_full(c)
         data = await c.request_transaction_data(c.state.current.template_id, T)
         assert isinstance(data, RequestTransactionDataSuccess) and data.excess_data == bytes(32)
@@ -92,27 +93,21 @@ def test_eight_clients_all_get_set_new_prev_hash_for_every_block(tp):
 
     async def main():
         clients = [await _client(tp, max_additional_size=100 * i) for i in range(8)]
-        def next_future(m):
-            return isinstance(m, NewTemplate) and m.future_template
-
         for c in clients:
             await c.wait_for(SetNewPrevHash, T)
-            if not c.state.held_futures:
-                await c.wait_for(NewTemplate, T, next_future)
         for n in range(4):
-            held = [set(c.state.held_futures) for c in clients]
-            assert all(held)
             if n % 2:  # found by one of the clients
                 await clients[n].submit(clients[n].mine_current())
             else:  # found elsewhere
                 tp.call(chain.generate, 1)
             tip = None
-            for c, h in zip(clients, held):
-                snph = await c.wait_for(SetNewPrevHash, T)
-                assert snph.template_id in h, "SetNewPrevHash must reference a held future template"
+            for c in clients:
+                fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+                snph = await c.recv(T)  # immediately after its future template
+                assert isinstance(snph, SetNewPrevHash) and snph.template_id == fut.template_id
                 tip = tip or snph.prev_hash
                 assert snph.prev_hash == tip
-                await c.wait_for(NewTemplate, T, next_future)  # the next height's, ahead of time
+                c.state.bootstrap_channel()
         assert tip == tp.call(lambda: chain.tip_hash)
         for c in clients:
             await c.close()
@@ -131,7 +126,7 @@ def test_clients_with_different_constraints_get_templates_that_respect_them(tmp_
             small = await _client(tp, max_additional_size=50, max_additional_sigops=1)
             small2 = await _client(tp, max_additional_size=50, max_additional_sigops=1)
             big = await _client(tp, max_additional_size=6000, max_additional_sigops=1)
-            sig = await _client(tp, max_additional_size=50, max_additional_sigops=19_900)
+            sig = await _client(tp, max_additional_size=50, max_additional_sigops=65_000)  # a sigops cost, as SRI sends
             out = {}
             for name, c in (("small", small), ("small2", small2), ("big", big), ("sig", sig)):
                 await c.wait_for(SetNewPrevHash, T)
@@ -143,7 +138,7 @@ def test_clients_with_different_constraints_get_templates_that_respect_them(tmp_
                 weight = sum(t.weight for t in txs)
                 reserve = max(2000, 1168 + 4 * c_size(name))
                 assert weight <= 40_000 - reserve
-                assert sum(t.legacy_sigops_cost() for t in txs) <= 80_000 - 4 * c_sigops(name)
+                assert sum(t.legacy_sigops_cost() for t in txs) <= 80_000 - c_sigops(name)
                 seen = set()
                 for t in txs:  # an unconfirmed parent is always included, and comes first
                     for i in t.vin:
@@ -152,7 +147,8 @@ def test_clients_with_different_constraints_get_templates_that_respect_them(tmp_
                     seen.add(t.txid)
             assert out["small"][0].template_id == out["small2"][0].template_id
             assert len(out["big"][1]) < len(out["small"][1])
-            assert len(out["sig"][1]) < len(out["small"][1])
+            # 65,000 sigops cost reserved (the most a U16 can say): this mempool still fits
+            assert out["sig"][0].template_id != out["small"][0].template_id
             # a solution on the trimmed template is a valid block
             await big.submit(big.mine_current())
             await big.wait_for(SetNewPrevHash, T)
@@ -163,7 +159,7 @@ def test_clients_with_different_constraints_get_templates_that_respect_them(tmp_
             return {"small": 50, "small2": 50, "big": 6000, "sig": 50}[name]
 
         def c_sigops(name):
-            return {"small": 1, "small2": 1, "big": 1, "sig": 19_900}[name]
+            return {"small": 1, "small2": 1, "big": 1, "sig": 65_000}[name]
 
         run(main())
         assert svc.solutions and svc.solutions[-1][2] is None
@@ -244,6 +240,46 @@ def test_oversized_frame_from_a_client_is_refused(tp):
         with pytest.raises((ConnectionClosed, Sv2Error)):
             while True:
                 await asyncio.wait_for(s.recv(), T)
+
+    run(main())
+
+
+def test_setup_connection_for_an_unknown_protocol_gets_an_error_before_the_close(tp):
+    """A protocol number the codec cannot decode (7) still gets SetupConnection.Error
+    ("unsupported-protocol"), as sv2-tp answers any protocol but Template Distribution."""
+    async def main():
+        s = await connect("127.0.0.1", tp.port, connection=Connection.initiator(None), timeout=T)
+        payload = bytes([7]) + (2).to_bytes(2, "little") * 2 + bytes(4) + b"\x00" + bytes(2) \
+            + b"\x00" * 4
+        await s.send_raw(s.connection.send_frame(Frame(0, 0x00, payload)))
+        reply = await asyncio.wait_for(s.recv(), T)
+        assert isinstance(reply, SetupConnectionError)
+        assert reply.error_code == "unsupported-protocol"
+        with pytest.raises((ConnectionClosed, Sv2Error)):
+            await asyncio.wait_for(s.recv(), T)
+        # protocol 0 (Mining) decodes: the core answers the same way
+        s = await connect("127.0.0.1", tp.port, connection=Connection.initiator(None), timeout=T)
+        await s.send(SetupConnection(protocol=0, min_version=2, max_version=2, flags=0,
+                                     endpoint_host="", endpoint_port=0, vendor="",
+                                     hardware_version="", firmware="", device_id=""))
+        reply = await asyncio.wait_for(s.recv(), T)
+        assert reply.error_code == "unsupported-protocol"
+
+    run(main())
+
+
+def test_a_client_whose_clock_is_a_minute_slow_accepts_the_certificate(tp):
+    """sv2-tp's initiator checks valid_from <= now with no leeway; our certificates start
+    an hour early, as sv2-tp's own (src/sv2/template_provider.cpp)."""
+    import time as _time
+
+    async def main():
+        slow = Connection.initiator(tp.authority_pubkey, clock=lambda: _time.time() - 60,
+                                    leeway=0)
+        s = await connect("127.0.0.1", tp.port, connection=slow, timeout=T)
+        cert = s.connection.certificate
+        assert cert.valid_from <= int(_time.time()) - 3600 + 5
+        await s.close()
 
     run(main())
 

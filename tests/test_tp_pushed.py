@@ -42,7 +42,7 @@ def test_parse_pushed_block_recovers_the_template():
     assert (got.height, got.prev_hash, got.bits, got.coinbase_value) == \
         (want.height, want.prev_hash, want.bits, want.coinbase_value)
     assert [t.txid for t in got.txs] == [t.txid for t in want.txs]
-    assert [t.depends for t in got.txs] == [t.depends for t in want.txs]
+    assert [t.parents for t in got.txs] == [t.parents for t in want.txs]
     assert got.fees == want.fees and got.extra_outputs == []
 
 
@@ -108,3 +108,30 @@ def test_pushed_templates_are_served_and_solutions_come_back_after_persisting(tm
     # no callback after stop(): pushing now only parses
     src.push_block_template(assembled(chain))
     assert len(got) == 1
+
+
+def test_a_push_built_on_an_older_tip_never_takes_the_clients_back(tmp_path):
+    """A node thread can push a template assembled just before a newer block connected."""
+    chain = RegtestChain(seed=12)
+    old = assembled(chain)
+    chain.generate(1)
+    src = PushedSource(REGTEST, on_solution=lambda b: None)
+    src.push_block_template(assembled(chain))
+    tp = TpThread(TpService(src, datadir=tmp_path)).start()
+    try:
+        async def main():
+            c = await TdpClient.connect("127.0.0.1", tp.port,
+                                        authority_pubkey=tp.authority_pubkey, timeout=T)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == chain.tip_hash
+            src.push_block_template(old)
+            with pytest.raises(asyncio.TimeoutError):
+                await c.wait_for(SetNewPrevHash, 1.0)
+            assert c.state.prev_hash.prev_hash == chain.tip_hash
+            await c.close()
+
+        asyncio.run(asyncio.wait_for(main(), 60))
+        assert tp.service.core.ignored_old_tips >= 1
+        assert tp.service.core.tip.prev_hash == chain.tip_hash
+    finally:
+        tp.stop()

@@ -57,9 +57,15 @@ def build_source(args, net: btc.Network):
 
 
 async def serve_tp(args) -> int:
-    net = btc.network(args.chain)
+    if args.chain is None and args.source == "rpc":
+        # like bitcoin-cli without -chain: the mainnet RPC port and cookie unless told
+        # otherwise, then serve whatever chain that node runs
+        source = build_source(args, btc.NETWORKS["main"])
+        net = await source.learn_network()
+    else:
+        net = btc.network(args.chain or "regtest")
+        source = build_source(args, net)
     datadir = Path(args.datadir) if args.datadir else default_datadir(net.name)
-    source = build_source(args, net)
     config = TpConfig(network=net, fee_delta=args.fee_delta,
                       template_interval=args.template_interval, max_clients=args.max_clients)
     port = net.sv2_port if args.sv2_port is None else args.sv2_port
@@ -87,7 +93,13 @@ async def serve_tp(args) -> int:
             print(f"built-in chain JSON-RPC: {rpc_server.url} cookie {rpc_server.cookie_file}"
                   + (f" zmq hashblock {rpc_server.zmq_endpoint}" if rpc_server.zmq_endpoint else ""),
                   flush=True)
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(service.failed.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        for f in (stopped, failed):
+            f.cancel()
+        if service.fatal is not None:
+            raise service.fatal
     finally:
         if rpc_server is not None:
             await rpc_server.stop()

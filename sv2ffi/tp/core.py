@@ -7,16 +7,35 @@ touches a socket, a thread or an event loop, so every rule below is tested by ca
 methods with plain message objects and a fake clock, and the same object serves the
 asyncio server and the C ABI.
 
-Rules (design.md, "Template provider behaviour"):
-- clients with equal constraints share one template (one id);
-- a template is cached before any message naming it is emitted;
-- the empty template for the next height is announced ahead of time, so a new tip costs
-  each client one SetNewPrevHash referencing a future template it already holds; the full
-  template follows when the source has it;
+How the work reaches a client is shaped by what real consumers do (digest section 4.9).
+SRI's pool and JDC keep ONE "last future template" slot and ONE "last SetNewPrevHash", and
+bootstrap every new mining channel from that pair: the SetNewPrevHash must activate the
+future template by id (channels-sv2 ``JobStore::activate_future_job``), or the pool shuts
+down.  So:
+
+- a future NewTemplate is only ever sent immediately followed by the SetNewPrevHash that
+  references it (as sv2-tp's ``SendWork`` does); at every moment, for every client, the
+  last future template's id equals the last SetNewPrevHash's id;
+- a new tip is one such pair built from the next height's empty block, which is prepared
+  ahead of time (no node round trip), under an id allocated at the tip so that ids keep
+  increasing on every connection; the full template follows as a non-future NewTemplate;
+- every CoinbaseOutputConstraints, first or repeated, is answered with a fresh pair for
+  the client's current work;
+- if the node's template for the tip has an nBits (or a minimum time) the clients were not
+  sent, they get a new pair with the node's values: a block is never rebuilt with values
+  its miner did not use.
+
+Other rules (design.md, "Template provider behaviour"):
+- clients with equal constraints share one template (one id), built once per source
+  template and kept for the rest of the tip even when the group empties;
+- a template is cached before any message naming it is emitted, and every template of the
+  current tip stays cached until the next tip (SRI accepts shares, and so blocks, on any job
+  of the tip), then for a grace period; afterwards its id is remembered as stale;
 - fee-driven updates need the fee delta *and* the minimum interval; new tips never wait;
-- old-tip templates stay servable for a grace period, then only their ids are remembered
-  (``stale-template-id``); ids never issued are ``template-id-not-found``; same-tip
-  templates are capped by count.
+- the tip only moves forward: a notification for a block at or below the current height is
+  ignored unless the source vouches that the node reorganised to it;
+- every client message costs a token of a rate limit; repeated constraints are also rate
+  limited and, beyond their budget, coalesced (the last value wins) rather than refused.
 """
 
 from __future__ import annotations
@@ -25,7 +44,7 @@ import enum
 import logging
 import time as _time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from .. import bitcoin as btc
@@ -35,7 +54,7 @@ from ..messages import (CoinbaseOutputConstraints, Message, RequestTransactionDa
                         SetupConnection, SetupConnectionError, SetupConnectionSuccess,
                         SubmitSolution)
 from ..schema import ERROR_CODES, PROTOCOL_VERSION
-from .template import BlockTemplate, Constraints, ServedTemplate, select_transactions
+from .template import BlockTemplate, Constraints, ServedTemplate, Work, select_transactions
 
 log = logging.getLogger("sv2ffi.tp")
 
@@ -50,15 +69,28 @@ class TpConfig:
     network: btc.Network = field(default_factory=lambda: btc.NETWORKS["regtest"])
     fee_delta: int = 1000  #: sat a fee-driven update must add (-sv2feedelta)
     template_interval: float = 5.0  #: min seconds between fee-driven updates (-templateinterval)
-    stale_grace: float = 10.0  #: seconds old-tip templates stay servable
-    max_templates_per_tip: int = 32  #: same-tip templates kept before the oldest are dropped
+    stale_grace: float = 10.0  #: seconds old-tip templates stay servable (sv2-tp: 10)
     block_max_weight: int = btc.MAX_BLOCK_WEIGHT  #: like bitcoind's -blockmaxweight
     max_clients: int = 1000
     msg_rate: float = 20.0  #: sustained client messages per second
     msg_burst: int = 100
     tx_data_rate: float = 4.0  #: sustained RequestTransactionData per second
     tx_data_burst: int = 20
+    #: sustained CoinbaseOutputConstraints changes per second after the first; beyond the
+    #: burst, changes are coalesced (the last one is applied when the budget allows)
+    constraints_rate: float = 0.1
+    constraints_burst: int = 4
     tombstone_limit: int = 100_000  #: ids remembered as stale after their data is dropped
+
+    def __post_init__(self):
+        for name in ("fee_delta", "template_interval", "stale_grace", "msg_rate", "tx_data_rate",
+                     "constraints_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TpConfig.{name} must not be negative")
+        for name in ("max_clients", "msg_burst", "tx_data_burst", "constraints_burst",
+                     "block_max_weight"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TpConfig.{name} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -69,6 +101,7 @@ class TipInfo:
     height: int  # height of the block to mine on top of it
     bits: int  # nBits of that block
     time: int  # header nTime to start with
+    min_time: int = 0  # lowest valid nTime (median time past + 1), when known
 
 
 @dataclass
@@ -120,13 +153,20 @@ class TokenBucket:
     def __init__(self, rate: float, capacity: int, now: float):
         self.rate, self.capacity, self.tokens, self.stamp = rate, capacity, float(capacity), now
 
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + max(now - self.stamp, 0) * self.rate)
         self.stamp = now
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
         if self.tokens < 1:
             return False
         self.tokens -= 1
         return True
+
+    def ready(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= 1
 
 
 @dataclass
@@ -135,11 +175,14 @@ class Session:
     state: SessionState
     msgs: TokenBucket
     tx_data: TokenBucket
+    constraints_budget: TokenBucket
     constraints: Optional[Constraints] = None
+    #: a constraints change that arrived beyond the budget; applied by ``tick``
+    pending_constraints: Optional[Constraints] = None
     last_sent_id: int = 0
-    held_future: Optional[int] = None  # id of an announced, not yet activated template
     current_id: Optional[int] = None  # template the client works on for the current tip
     peer: str = ""
+    setup: Optional[SetupConnection] = None
 
 
 @dataclass
@@ -149,6 +192,8 @@ class Group:
     constraints: Constraints
     members: set = field(default_factory=set)
     current: Optional[ServedTemplate] = None
+    #: the source template ``current`` was built from (a group that rejoins reuses it)
+    built_from: Optional[BlockTemplate] = None
     sent_fees: int = 0
     last_sent_at: float = float("-inf")
     pending: bool = False
@@ -160,21 +205,20 @@ class TemplateProviderCore:
         self.config = config or TpConfig()
         self._next_id = 1
         self._next_sid = 1
+        #: the tip as the clients were told it (SetNewPrevHash fields)
         self.tip: Optional[TipInfo] = None
         self.template: Optional[BlockTemplate] = None  # newest source template for the tip
         self._like: Optional[BlockTemplate] = None  # newest template of any tip
-        self.future: Optional[ServedTemplate] = None  # announced empty next-height template
-        #: the same empty future work re-issued under newer ids for clients that joined
-        #: after it was announced (ids must increase per connection); activated with it
-        self.future_clones: dict[int, ServedTemplate] = {}
+        #: the empty block for the height after the tip, built ahead of the next tip
+        self._next_empty: Optional[Work] = None
+        self._tip_empty: Optional[ServedTemplate] = None  # the tip's empty template
         self.cache: dict[int, ServedTemplate] = {}
         self.stale_since: dict[int, float] = {}
         self.tombstones: OrderedDict[int, None] = OrderedDict()
         self.groups: dict[Constraints, Group] = {}
         self.sessions: dict[int, Session] = {}
-        self._old_tips: OrderedDict[bytes, None] = OrderedDict()
-        self._empty_current: Optional[ServedTemplate] = None  # activated empty template
         self.solutions_seen = 0
+        self.ignored_old_tips = 0
 
     # ---- ids and cache -------------------------------------------------------------------
 
@@ -205,7 +249,9 @@ class TemplateProviderCore:
         c = self.config
         self.sessions[sid] = Session(sid, SessionState.AWAIT_SETUP,
                                      TokenBucket(c.msg_rate, c.msg_burst, now),
-                                     TokenBucket(c.tx_data_rate, c.tx_data_burst, now), peer=peer)
+                                     TokenBucket(c.tx_data_rate, c.tx_data_burst, now),
+                                     TokenBucket(c.constraints_rate, c.constraints_burst, now),
+                                     peer=peer)
         return sid
 
     def close_session(self, sid: int) -> None:
@@ -221,8 +267,10 @@ class TemplateProviderCore:
         g = self.groups.get(s.constraints)
         if g is not None:
             g.members.discard(s.sid)
-            if not g.members:
+            if not g.members and self.tip is None:
                 del self.groups[s.constraints]
+            # otherwise kept (with its templates) until the next tip: a client that comes
+            # back to these constraints costs no new build
 
     def _violation(self, s: Session, reason: str, eff: Effects) -> Effects:
         log.warning("client %d%s: %s; disconnecting", s.sid, f" ({s.peer})" if s.peer else "", reason)
@@ -233,6 +281,15 @@ class TemplateProviderCore:
     @property
     def active_sessions(self) -> list:
         return [s for s in self.sessions.values() if s.state is SessionState.ACTIVE]
+
+    def count_frame(self, sid: int, now: float) -> Effects:
+        """A frame that carries no message the core handles (unknown type, unknown
+        extension) still costs a token: no kind of input is free."""
+        eff = Effects()
+        s = self.sessions.get(sid)
+        if s is not None and not s.msgs.take(now):
+            self._violation(s, "message rate limit exceeded", eff)
+        return eff
 
     def receive(self, sid: int, msg: Message, now: float) -> Effects:
         """One message from a client."""
@@ -269,6 +326,7 @@ class TemplateProviderCore:
         if code is not None:
             eff.send(s.sid, SetupConnectionError(flags=msg.flags, error_code=code))
             return self._violation(s, code, eff)
+        s.setup = msg
         eff.send(s.sid, SetupConnectionSuccess(used_version=PROTOCOL_VERSION, flags=0))
         s.state = SessionState.AWAIT_CONSTRAINTS
         return eff
@@ -281,18 +339,26 @@ class TemplateProviderCore:
             c.check(self.config.block_max_weight)
         except ProtocolViolationError as e:
             return self._violation(s, f"impossible CoinbaseOutputConstraints: {e}", eff)
+        if s.state is SessionState.ACTIVE and not s.constraints_budget.take(now):
+            if s.pending_constraints is None:
+                log.info("client %d: CoinbaseOutputConstraints faster than %.2g/s; coalescing",
+                         s.sid, self.config.constraints_rate)
+            s.pending_constraints = c
+            return eff
+        s.pending_constraints = None
+        self._apply_constraints(s, c, now, eff)
+        return eff
+
+    def _apply_constraints(self, s: Session, c: Constraints, now: float, eff: Effects) -> None:
         self._leave_group(s)
         s.constraints = c
         g = self.groups.get(c)
         if g is None:
             g = self.groups[c] = Group(c)
-            if self.tip is not None:
-                g.fresh_tip = self.template is None
         g.members.add(s.sid)
         s.state = SessionState.ACTIVE
         if self.tip is not None:
-            self._send_initial(s, g, now, eff)
-        return eff
+            self._send_pair(s, self._group_current(g, now), now, eff)
 
     # ---- sending templates -------------------------------------------------------------------
 
@@ -300,165 +366,175 @@ class TemplateProviderCore:
         """``st`` or, if this client already saw a higher id, the same work under a new id."""
         if st.template_id > s.last_sent_id:
             return st
-        return self._cache(st.clone(self._new_id(), now))
+        return self._cache(st.with_id(self._new_id(), now))
 
-    def _emit_template(self, s: Session, st: ServedTemplate, future: bool, eff: Effects) -> None:
-        eff.send(s.sid, st.new_template(future))
-        s.last_sent_id = max(s.last_sent_id, st.template_id)
-
-    def _send_initial(self, s: Session, g: Group, now: float, eff: Effects) -> None:
-        """A (re)configured client: the current work as future + SetNewPrevHash, then the
-        announced next-height template, in increasing id order.
-
-        The next-height template must come *after* the SetNewPrevHash: clients such as
-        SRI's pool and JDC forget every other future template when a SetNewPrevHash
-        activates one, so announcing it first would break the client's next tip switch.
-        """
-        cur = self._group_current(g, now)
-        fut = self.future
-        send_future = fut is not None and s.held_future != fut.template_id
-        cur2 = self._fresh_for(s, cur, now)
-        if cur2 is not cur and g.current is cur:
-            g.current = cur2
-        self._emit_template(s, cur2, True, eff)
-        eff.send(s.sid, cur2.set_new_prev_hash())
-        s.current_id = cur2.template_id
-        if send_future:
-            fut2 = self._fresh_for(s, fut, now)
-            if fut2 is not fut:
-                self.future_clones[fut2.template_id] = fut2
-            self._emit_template(s, fut2, True, eff)
-            s.held_future = fut2.template_id
+    def _send_pair(self, s: Session, st: ServedTemplate, now: float, eff: Effects) -> None:
+        """``st`` as a future NewTemplate immediately followed by the SetNewPrevHash that
+        activates it: the only way this TP ever sends a future template."""
+        st = self._fresh_for(s, st, now)
+        eff.send(s.sid, st.new_template(True))
+        eff.send(s.sid, st.set_new_prev_hash())
+        s.last_sent_id = st.template_id
+        s.current_id = st.template_id
 
     def _group_current(self, g: Group, now: float) -> ServedTemplate:
-        tip = self.tip
-        if g.current is not None and g.current.prev_hash == tip.prev_hash:
-            return g.current
+        """The group's work for the tip, built from the newest source template if the group
+        has none yet (or only an older tip's)."""
+        cur = g.current
+        if cur is not None and cur.prev_hash == self.tip.prev_hash and cur.bits == self.tip.bits:
+            return cur
         if self.template is not None:
             st = self._build_for(g, self.template, now)
             g.sent_fees, g.last_sent_at, g.fresh_tip = st.fees, now, False
         else:
-            st = self._empty_current
+            st = self._tip_empty
         g.current = st
         return st
 
     def _build_for(self, g: Group, tpl: BlockTemplate, now: float) -> ServedTemplate:
+        """Cache the group's trimmed work from ``tpl`` under a new id, applying to the tip's
+        SetNewPrevHash."""
         t0 = _time.perf_counter()
         keep = select_transactions(tpl.txs, g.constraints, self.config.block_max_weight)
-        st = self._cache(ServedTemplate.build(self._new_id(), tpl, keep, now))
-        ms = (_time.perf_counter() - t0) * 1000
-        log.info("template id=%d height=%d fees=%d sat txs=%d build=%.1fms clients=%d%s",
-                 st.template_id, st.height, st.fees, len(st.txs), ms, len(g.members),
-                 "" if len(keep) == len(tpl.txs) else f" (trimmed {len(tpl.txs) - len(keep)})")
+        tip = self.tip
+        st = self._cache(ServedTemplate(self._new_id(), tpl.work(keep), now).activate(
+            tip.prev_hash, tip.bits, tip.time))
+        g.built_from = tpl
+        if log.isEnabledFor(logging.INFO):
+            ms = (_time.perf_counter() - t0) * 1000
+            log.info("template id=%d height=%d fees=%d sat txs=%d build=%.1fms clients=%d%s",
+                     st.template_id, st.height, st.fees, len(st.txs), ms, len(g.members),
+                     "" if keep is None else f" (trimmed {len(tpl.txs) - len(keep)})")
         return st
 
     # ---- chain events ------------------------------------------------------------------------
 
-    def _make_future(self, height: int, now: float) -> ServedTemplate:
-        like = self._like or BlockTemplate(self.config.network, height, bytes(32),
-                                           DEFAULT_VERSION, self.config.network.pow_limit_bits,
-                                           0, 0, [])
-        return self._cache(ServedTemplate.empty_future(self._new_id(), height, like, now))
+    def is_newer(self, prev_hash: bytes, height: int) -> bool:
+        """Whether a block at ``height - 1`` with hash ``prev_hash`` moves the tip forward.
 
-    def _announce_future(self, height: int, now: float, eff: Effects) -> None:
-        """Send every client the empty template for ``height`` ahead of its tip."""
-        fut = self.future = self._make_future(height, now)
-        self.future_clones = {}
-        msg = fut.new_template(True)
-        for s in self.active_sessions:
-            eff.send(s.sid, msg)
-            s.last_sent_id = fut.template_id
-            s.held_future = fut.template_id
+        Notifications arrive late and out of order (bitcoind publishes ZMQ after its wallet
+        has processed the block; a slow getblocktemplate can return after a newer tip), so
+        only a higher block is a new tip by itself.  A source that verified with the node
+        that it really reorganised to a block at or below our height says so (``reorg``)."""
+        return self.tip_relation(prev_hash, height) == "newer"
 
-    def new_tip(self, tip: TipInfo, now: float) -> Effects:
-        """A new best block: SetNewPrevHash to every client, referencing the future template
-        it holds; then the empty template for the height after is announced."""
+    def tip_relation(self, prev_hash: bytes, height: int) -> str:
+        """``"current"``, ``"newer"`` or ``"older"`` (at or below our height, another block)."""
+        if self.tip is None:
+            return "newer"
+        if prev_hash == self.tip.prev_hash:
+            return "current"
+        return "newer" if height > self.tip.height else "older"
+
+    def new_tip(self, tip: TipInfo, now: float, *, reorg: bool = False) -> Effects:
+        """A new best block: every client gets the empty template for the next block as a
+        future NewTemplate, immediately followed by the SetNewPrevHash that activates it."""
         eff = Effects()
         if self.tip is not None and tip.prev_hash == self.tip.prev_hash:
             return eff
-        if self.tip is not None:
-            self._old_tips[self.tip.prev_hash] = None
-            while len(self._old_tips) > 16:
-                self._old_tips.popitem(last=False)
-        self._old_tips.pop(tip.prev_hash, None)
+        if not reorg and not self.is_newer(tip.prev_hash, tip.height):
+            self.ignored_old_tips += 1
+            log.info("ignoring a late notification of block %s (height %d): already at height %d",
+                     btc.hash_hex(tip.prev_hash), tip.height - 1, self.tip.height - 1)
+            return eff
+        if reorg:
+            log.warning("the node reorganised to block %s (height %d)",
+                        btc.hash_hex(tip.prev_hash), tip.height - 1)
         self.tip = tip
         self.template = None
-        fut = self.future
-        if fut is None or fut.height != tip.height:
-            if fut is not None:
-                self.stale_since.setdefault(fut.template_id, now)
-            self._announce_future(tip.height, now, eff)
-            fut = self.future
-        fut.activate(tip.prev_hash, tip.bits, tip.time)
-        for clone in self.future_clones.values():
-            clone.activate(tip.prev_hash, tip.bits, tip.time)
-        clones, self.future_clones = self.future_clones, {}
-        self.future = None
-        self._empty_current = fut
-        for tid, st in self.cache.items():
-            if st.prev_hash != tip.prev_hash and tid not in self.stale_since:
-                self.stale_since[tid] = now
-        snph = fut.set_new_prev_hash()
-        for s in self.active_sessions:
-            if s.held_future == fut.template_id:
-                eff.send(s.sid, snph)
-                s.current_id = fut.template_id
-            elif s.held_future in clones:
-                eff.send(s.sid, clones[s.held_future].set_new_prev_hash())
-                s.current_id = s.held_future
-            else:  # cannot happen for a client active before the tip; kept for safety
-                st = self._fresh_for(s, fut, now)
-                self._emit_template(s, st, True, eff)
-                eff.send(s.sid, st.set_new_prev_hash())
-                s.current_id = st.template_id
-            s.held_future = None
+        for tid in self.cache:
+            self.stale_since.setdefault(tid, now)
+        work = self._next_empty
+        if work is None or work.height != tip.height:
+            work = Work.empty(tip.height, self._like_template(tip.height))
+        st = self._tip_empty = self._cache(
+            ServedTemplate(self._new_id(), work, now).activate(tip.prev_hash, tip.bits, tip.time))
+        nt, snph = st.new_template(True), st.set_new_prev_hash()
+        active = self.active_sessions
+        for s in active:
+            eff.send(s.sid, nt)
+            eff.send(s.sid, snph)
+            s.last_sent_id = s.current_id = st.template_id
+        for c in [c for c, g in self.groups.items() if not g.members]:
+            del self.groups[c]
         for g in self.groups.values():
-            g.current, g.sent_fees, g.pending, g.fresh_tip = fut, 0, False, True
+            g.current, g.built_from, g.sent_fees, g.pending, g.fresh_tip = st, None, 0, False, True
         log.info("new tip %s: height %d, SetNewPrevHash(template %d) to %d clients",
-                 btc.hash_hex(tip.prev_hash), tip.height - 1, fut.template_id,
-                 len(self.active_sessions))
-        self._announce_future(tip.height + 1, now, eff)
+                 btc.hash_hex(tip.prev_hash), tip.height - 1, st.template_id, len(active))
+        self._next_empty = Work.empty(tip.height + 1, self._like_template(tip.height + 1))
         return eff
 
-    def is_new_tip(self, tpl: BlockTemplate) -> bool:
-        """Whether ``tpl`` builds on a block we have not switched to yet (and not on one we
-        already left: a slow getblocktemplate can return after a ZMQ-announced tip)."""
-        if self.tip is None:
-            return True
-        if tpl.prev_hash == self.tip.prev_hash:
-            return False
-        return not (tpl.prev_hash in self._old_tips and tpl.height <= self.tip.height)
+    def _like_template(self, height: int) -> BlockTemplate:
+        """Header version and coinbase form for empty work: the newest source template's."""
+        return self._like or BlockTemplate(self.config.network, height, bytes(32),
+                                           DEFAULT_VERSION, self.config.network.pow_limit_bits,
+                                           0, 0, [])
 
-    def new_template(self, tpl: BlockTemplate, now: float) -> Effects:
-        """A template from the source: a new tip if its previous block changed, else a
-        candidate fee-driven update."""
+    def is_new_tip(self, tpl: BlockTemplate) -> bool:
+        """Whether ``tpl`` builds on a block the clients have not switched to yet."""
+        return self.is_newer(tpl.prev_hash, tpl.height)
+
+    def new_template(self, tpl: BlockTemplate, now: float, *, reorg: bool = False) -> Effects:
+        """A template from the source: a new tip if its previous block is newer, the
+        clients' tip re-sent if it disagrees with the node's values, else a candidate
+        fee-driven update."""
         eff = Effects()
         if self.tip is None or tpl.prev_hash != self.tip.prev_hash:
-            if not self.is_new_tip(tpl):
+            if not reorg and not self.is_newer(tpl.prev_hash, tpl.height):
+                self.ignored_old_tips += 1
                 log.debug("ignoring a template for an old tip (height %d)", tpl.height)
                 return eff
-            eff.extend(self.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time), now))
+            eff.extend(self.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time,
+                                            tpl.min_time), now, reorg=reorg))
         elif tpl.height != self.tip.height:
             log.warning("template height %d does not follow the tip (%d); ignored", tpl.height,
                         self.tip.height)
             return eff
         self.template = self._like = tpl
+        if self._next_empty is not None and self._next_empty.version != tpl.version:
+            self._next_empty = Work.empty(tpl.height + 1, tpl)
+        tip = self.tip
+        if tpl.bits != tip.bits or tip.time < tpl.min_time:
+            self._reswitch(tpl, now, eff)
+            return eff
         for g in list(self.groups.values()):
-            self._update_group(g, now, eff)
-        self._enforce_cap()
+            if g.members:
+                self._update_group(g, now, eff)
         return eff
+
+    def _reswitch(self, tpl: BlockTemplate, now: float, eff: Effects) -> None:
+        """The node's template disagrees with the SetNewPrevHash the clients have (its
+        nBits differs, e.g. a testnet minimum-difficulty block, or our start time is below
+        its minimum): switch again with the node's values, as a new future + SetNewPrevHash
+        pair per group, built from this template."""
+        old = self.tip
+        self.tip = replace(old, bits=tpl.bits, time=max(tpl.time, tpl.min_time),
+                           min_time=tpl.min_time)
+        log.warning("the node's template for height %d has nBits %08x and minimum time %d; "
+                    "clients were sent %08x and %d: switching them again", tpl.height, tpl.bits,
+                    tpl.min_time, old.bits, old.time)
+        for g in self.groups.values():
+            g.current = None
+            if not g.members:
+                continue
+            st = self._group_current(g, now)
+            g.pending = False
+            for sid in g.members:
+                s = self.sessions.get(sid)
+                if s is not None and s.state is SessionState.ACTIVE:
+                    self._send_pair(s, st, now, eff)
 
     def _update_group(self, g: Group, now: float, eff: Effects) -> None:
         tpl = self.template
-        if tpl is None:
+        if tpl is None or g.built_from is tpl:
             return
         c = self.config
+        keep = select_transactions(tpl.txs, g.constraints, c.block_max_weight)
         if not g.fresh_tip:
-            keep = select_transactions(tpl.txs, g.constraints, c.block_max_weight)
             if tpl.fees_known:
-                fees = sum(tpl.txs[i].fee for i in keep)
+                fees = tpl.fees if keep is None else sum(tpl.txs[i].fee for i in keep)
             else:
-                fees = tpl.fees if len(keep) == len(tpl.txs) else 0
+                fees = tpl.fees if keep is None else 0
             if fees < g.sent_fees + c.fee_delta:
                 g.pending = False
                 return
@@ -474,32 +550,24 @@ class TemplateProviderCore:
             s = self.sessions.get(sid)
             if s is None or s.state is not SessionState.ACTIVE:
                 continue
-            eff.send(sid, msg)
-            s.last_sent_id = max(s.last_sent_id, st.template_id)
-            s.current_id = st.template_id
+            eff.send(sid, msg)  # a new id: higher than any this client has seen
+            s.last_sent_id = s.current_id = st.template_id
 
     def tick(self, now: float) -> Effects:
         """Time passed: drop old-tip templates past the grace period, send fee updates
-        the minimum interval was holding back."""
+        the minimum interval was holding back, apply coalesced constraints changes."""
         eff = Effects()
         grace = self.config.stale_grace
         for tid in [t for t, since in self.stale_since.items() if now - since >= grace]:
             self._drop(tid)
         for g in list(self.groups.values()):
-            if g.pending and now - g.last_sent_at >= self.config.template_interval:
+            if g.pending and g.members and now - g.last_sent_at >= self.config.template_interval:
                 self._update_group(g, now, eff)
-        if eff and self.tip is not None:
-            self._enforce_cap()
+        for s in list(self.sessions.values()):
+            if s.pending_constraints is not None and s.constraints_budget.take(now):
+                c, s.pending_constraints = s.pending_constraints, None
+                self._apply_constraints(s, c, now, eff)
         return eff
-
-    def _enforce_cap(self) -> None:
-        tip = self.tip
-        keep = {g.current.template_id for g in self.groups.values() if g.current is not None}
-        same = [tid for tid, st in self.cache.items()
-                if st.prev_hash == tip.prev_hash and tid not in keep]
-        excess = len(same) + len(keep) - self.config.max_templates_per_tip
-        for tid in sorted(same)[:max(excess, 0)]:
-            self._drop(tid)
 
     # ---- requests ----------------------------------------------------------------------------
 
@@ -511,7 +579,7 @@ class TemplateProviderCore:
             return RequestTransactionDataError(template_id=template_id, error_code=code)
         return RequestTransactionDataSuccess(
             template_id=template_id,
-            excess_data=st.witness_reserved_value if st.has_commitment else b"",
+            excess_data=btc.WITNESS_RESERVED_VALUE if st.has_commitment else b"",
             transaction_list=[t.data for t in st.txs])
 
     def _on_solution(self, s: Session, msg: SubmitSolution, eff: Effects) -> None:
@@ -533,3 +601,10 @@ class TemplateProviderCore:
         log.info("client %d solved template %d: block %s at height %d", s.sid, msg.template_id,
                  btc.hash_hex(h), st.height)
         eff.solutions.append(Solution(s.sid, msg.template_id, st.height, block, h))
+
+    # ---- introspection (tests, metrics) ------------------------------------------------------
+
+    def templates_of_tip(self) -> list:
+        """Cached templates that build on the current tip."""
+        tip = self.tip
+        return [st for st in self.cache.values() if tip is not None and st.prev_hash == tip.prev_hash]

@@ -1,11 +1,14 @@
 """A regtest **test/demo chain** held in memory: the TP's default template source.
 
-This is not a node: no peers, no disk, no reorganisations, and it only knows how to
-validate the scripts it creates itself (P2WSH(OP_TRUE) coins, which need no keys).  What
-it does check is what a template provider can get wrong: proof of work against nBits
-0x207fffff, the merkle root, BIP34 heights in the coinbase, the coinbase amount (subsidy
-halving every 150 blocks, plus fees), the BIP141 witness commitment, spent and missing
-inputs, coinbase maturity, fees, weight and sigops.  Its mempool is fed with real segwit
+This is not a node: no peers, no reorganisations, and it only spends the scripts it
+creates itself (P2WSH(OP_TRUE) coins, which need no keys).  Every block it is given is
+judged by Bitcoin Core's own validation engine (``kernel.CoreValidator``, libbitcoinkernel
+through py-bitcoinkernel, installed by ``make demo`` / ``make test``): a block is connected
+only if Core connects it too, and a refusal carries Core's reason.  Its own checks (proof
+of work against nBits 0x207fffff, the merkle root, BIP34 heights, the coinbase amount with
+the 150-block regtest halving, the BIP141 witness commitment, spent and missing inputs,
+coinbase maturity, weight and sigops) keep its UTXO set and mempool, and still run when
+py-bitcoinkernel is absent (set ``SV2FFI_NO_KERNEL=1`` to skip Core on purpose).  Its mempool is fed with real segwit
 transactions paying fees (some chained on unconfirmed parents) so fee-driven template
 updates and parent/child trimming happen as they would against bitcoind.
 
@@ -15,6 +18,7 @@ Sans-I/O like the TP core: the caller passes the clock; listeners are plain call
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import time as _time
 from dataclasses import dataclass
@@ -22,7 +26,10 @@ from typing import Callable, Optional
 
 from .. import bitcoin as btc
 from ..errors import BitcoinDecodeError
-from .template import BlockTemplate, TemplateTx
+from . import kernel
+from .template import BlockTemplate, TemplateTx, TxInterner
+
+log = logging.getLogger("sv2ffi.tp.regtest")
 
 # Bitcoin Core's regtest genesis block (same coinbase as mainnet's, regtest header).
 _GENESIS_COINBASE = bytes.fromhex(
@@ -81,8 +88,14 @@ class RegtestChain:
     block connects, ``on_mempool(chain)`` after transactions enter the mempool."""
 
     def __init__(self, *, seed: int = 0, clock: Callable[[], float] = _time.time,
-                 premine: int = 101, block_max_weight: int = btc.MAX_BLOCK_WEIGHT):
+                 premine: int = 101, block_max_weight: int = btc.MAX_BLOCK_WEIGHT,
+                 validator=None):
         self.network = btc.NETWORKS["regtest"]
+        #: Bitcoin Core's validation (``kernel.CoreValidator``) judging every block, when
+        #: py-bitcoinkernel is installed; None: this module's own checks only
+        if validator is None and kernel.available():
+            validator = kernel.CoreValidator()
+        self.validator = validator
         self.clock = clock
         self.rng = random.Random(seed)
         self.block_max_weight = block_max_weight
@@ -94,6 +107,7 @@ class RegtestChain:
         self.mempool_seq = 0
         self.on_block: list = []
         self.on_mempool: list = []
+        self._interner = TxInterner()  # one TemplateTx per mempool transaction
         self._connect(genesis_block(), notify=False)
         if premine:
             self.generate(premine, notify=False)
@@ -163,10 +177,11 @@ class RegtestChain:
     def block_template(self) -> BlockTemplate:
         height = self.height + 1
         chosen = self._selected(self.block_max_weight - DEFAULT_RESERVED_WEIGHT)
-        index = {e.txid: i for i, e in enumerate(chosen)}
-        txs = [TemplateTx(e.tx.serialize(True), e.txid, e.tx.wtxid, e.weight, e.sigops, e.fee,
-                          tuple(sorted(index[p] for p in e.parents)))
-               for e in chosen]
+        txs = [self._interner.get(e.tx.wtxid, e.fee, e.sigops, parents,
+                                  lambda e=e, parents=parents: TemplateTx(
+                                      e.tx.serialize(True), e.txid, e.tx.wtxid, e.weight,
+                                      e.sigops, e.fee, parents))
+               for e in chosen for parents in (tuple(sorted(e.parents)),)]
         fees = sum(e.fee for e in chosen)
         return BlockTemplate(self.network, height, self.tip_hash, VERSION, self.next_bits(),
                              self.next_time(), btc.block_subsidy(height, self.network) + fees, txs,
@@ -213,7 +228,17 @@ class RegtestChain:
         if blk.header.prev_hash != self.tip_hash:
             return "prev-blk-not-found" if blk.header.prev_hash not in self.by_hash else "inconclusive"
         reason = self._check(blk)
-        if reason is not None:
+        if self.validator is not None:
+            core = self.validator.process_block(data)
+            if core is not None or reason is not None:
+                if reason is None:
+                    log.error("Bitcoin Core rejected a block the built-in chain's own checks "
+                              "accepted: %s", core)
+                elif core is None:
+                    log.error("Bitcoin Core accepted a block the built-in chain refused (%s); "
+                              "the built-in chain cannot follow it", reason)
+                return core or reason
+        elif reason is not None:
             return reason
         self._connect(blk, notify=notify)
         return None

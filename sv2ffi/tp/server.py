@@ -21,7 +21,9 @@ from typing import Optional
 
 from .. import aio
 from ..connection import Connection
-from ..errors import ConnectionClosed, ProtocolViolationError, Sv2Error
+from ..errors import ConnectionClosed, InvalidValueError, ProtocolViolationError, Sv2Error
+from ..messages import SetupConnectionError
+from ..schema import ERROR_CODES
 from ..keys import DatadirKeys, load_datadir_keys
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
 from .sources import Source
@@ -71,7 +73,11 @@ class TpService:
         self.solutions: list = []  # (Solution, path, result) for inspection and tests
         self._stopping = False
         self._pending_template: Optional[BlockTemplate] = None
+        self._pending_reorg = False
         self._template_scheduled = False
+        #: set when the source found it must not serve (``fatal`` says why)
+        self.failed: Optional[asyncio.Event] = None
+        self.fatal: Optional[BaseException] = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -91,6 +97,7 @@ class TpService:
         if self.datadir is None:
             raise ValueError("a datadir for solved blocks is needed")
         keys = self.keys
+        self.failed = asyncio.Event()
 
         def factory() -> Connection:
             return Connection.responder_from_authority(keys.static, keys.authority,
@@ -129,20 +136,27 @@ class TpService:
 
     # ---- source events (Sink) ----------------------------------------------------------------
 
-    def on_tip(self, tip: TipInfo) -> None:
+    def on_tip(self, tip: TipInfo, *, reorg: bool = False) -> None:
         if not self._stopping:
-            self._dispatch(self.core.new_tip(tip, time.monotonic()))
+            self._dispatch(self.core.new_tip(tip, time.monotonic(), reorg=reorg))
 
-    def on_template(self, tpl: BlockTemplate) -> None:
-        """A new tip goes out at once (SetNewPrevHash only); building the full template
-        waits one loop iteration, so the client writers send SetNewPrevHash first.  Templates
-        arriving meanwhile replace the pending one: only the newest is built."""
+    def is_newer(self, prev_hash: bytes, height: int) -> bool:
+        return self.core.is_newer(prev_hash, height)
+
+    def tip_relation(self, prev_hash: bytes, height: int) -> str:
+        return self.core.tip_relation(prev_hash, height)
+
+    def on_template(self, tpl: BlockTemplate, *, reorg: bool = False) -> None:
+        """A new tip goes out at once (the empty template and SetNewPrevHash); building the
+        full template waits one loop iteration, so the client writers send the tip first.
+        Templates arriving meanwhile replace the pending one: only the newest is built."""
         if self._stopping:
             return
-        if self.core.is_new_tip(tpl):
+        if reorg or self.core.is_new_tip(tpl):
             self._dispatch(self.core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits,
-                                                     tpl.time), time.monotonic()))
-        self._pending_template = tpl
+                                                     tpl.time, tpl.min_time), time.monotonic(),
+                                             reorg=reorg))
+        self._pending_template, self._pending_reorg = tpl, reorg
         if not self._template_scheduled:
             self._template_scheduled = True
             asyncio.get_running_loop().call_soon(self._apply_template)
@@ -151,7 +165,16 @@ class TpService:
         self._template_scheduled = False
         tpl, self._pending_template = self._pending_template, None
         if tpl is not None and not self._stopping:
-            self._dispatch(self.core.new_template(tpl, time.monotonic()))
+            self._dispatch(self.core.new_template(tpl, time.monotonic(),
+                                                  reorg=self._pending_reorg))
+
+    def on_fatal(self, error: BaseException) -> None:
+        """The source cannot serve (e.g. the node runs another chain): stop serving; the
+        process running the service exits with ``fatal``."""
+        log.error("template source failed: %s", error)
+        self.fatal = error
+        if self.failed is not None:
+            self.failed.set()
 
     # ---- clients -----------------------------------------------------------------------------
 
@@ -179,6 +202,22 @@ class TpService:
                         stream.peername, self.setup_timeout)
         except ConnectionClosed:
             log.info("client %d (%s) disconnected", sid, stream.peername)
+        except InvalidValueError as e:
+            session = core.sessions.get(sid)
+            if (e.message, e.field) == ("SetupConnection", "protocol") and session is not None \
+                    and session.state is SessionState.AWAIT_SETUP:
+                # a protocol number this codec does not know: tell the client, as sv2-tp does
+                # for any protocol but Template Distribution, before closing
+                log.warning("client %d (%s): SetupConnection for an unknown protocol; "
+                            "disconnecting", sid, stream.peername)
+                try:
+                    await asyncio.wait_for(stream.send_farewell(SetupConnectionError(
+                        flags=0, error_code=ERROR_CODES["UNSUPPORTED_PROTOCOL"])), 5)
+                except (asyncio.TimeoutError, Sv2Error, OSError):
+                    pass
+            else:
+                log.warning("client %d (%s): %s: %s; disconnecting", sid, stream.peername,
+                            type(e).__name__, e)
         except Sv2Error as e:
             log.warning("client %d (%s): %s: %s; disconnecting", sid, stream.peername,
                         type(e).__name__, e)

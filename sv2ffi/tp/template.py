@@ -2,17 +2,25 @@
 
 A ``BlockTemplate`` is the node's view of the next block (from getblocktemplate, the
 built-in regtest chain, or a serialized block pushed by an embedding node).  The TP turns
-it into ``ServedTemplate`` objects, one per distinct set of client constraints: trimmed so
-the client's coinbase additions still fit, with the coinbase fields, witness commitment and
-merkle path that SV2's NewTemplate carries.  A ServedTemplate also knows how to turn a
-SubmitSolution back into the full block, so everything a template id promises lives in
-one object.
+it into ``Work`` (the NewTemplate fields plus the transactions behind them), one per
+distinct set of client constraints, trimmed so each client's coinbase additions still fit.
+A ``ServedTemplate`` is that work under one template id, together with the SetNewPrevHash
+values the client mines it with; it turns a SubmitSolution back into the full block, so
+everything a template id promises lives in one object.
+
+Memory: a TP keeps every template of the current tip (a pool accepts shares, and so
+blocks, on any job of the tip), which is hundreds of templates an hour.  They share
+everything that is the same: ``ServedTemplate`` objects for one piece of work share its
+``Work``; ``Work`` objects for one source template share its transaction list when nothing
+was trimmed; and sources hand in transactions through a ``TxInterner``, so the same
+mempool transaction is one ``TemplateTx`` (one copy of its bytes) in every template.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from .. import bitcoin as btc
 from ..errors import (BitcoinDecodeError, BlockRejectedError, InvalidTemplateError,
@@ -34,9 +42,12 @@ MAX_COINBASE_BYTES = 65535
 MAX_ADDITIONAL_SIZE = MAX_COINBASE_BYTES - COINBASE_FIXED_BYTES
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True, eq=False)
 class TemplateTx:
-    """One non-coinbase transaction of a template, with what selection needs to know."""
+    """One non-coinbase transaction of a template, with what selection needs to know.
+
+    Parents are named by txid, not by position, so one object serves every template the
+    transaction appears in (positions shift as the mempool changes)."""
 
     data: bytes  # witness serialization, as RequestTransactionData.Success carries it
     txid: bytes
@@ -44,13 +55,37 @@ class TemplateTx:
     weight: int
     sigops: int  # sigops cost
     fee: Optional[int]  # None: unknown (pushed templates)
-    depends: tuple = ()  # indexes (0-based, in the template) of parents
+    parents: tuple = ()  # txids of in-template parents
 
     @classmethod
-    def from_tx(cls, tx: btc.Tx, fee: Optional[int], depends: Sequence[int] = (),
+    def from_tx(cls, tx: btc.Tx, fee: Optional[int], parents: Sequence[bytes] = (),
                 sigops: Optional[int] = None) -> "TemplateTx":
         return cls(tx.serialize(True), tx.txid, tx.wtxid, tx.weight,
-                   tx.legacy_sigops_cost() if sigops is None else sigops, fee, tuple(depends))
+                   tx.legacy_sigops_cost() if sigops is None else sigops, fee, tuple(parents))
+
+
+class TxInterner:
+    """One ``TemplateTx`` per (wtxid, fee, sigops, parents) among live templates.
+
+    Sources look a transaction up before building it (``get``), so a getblocktemplate
+    poll of an unchanged mempool decodes no hex and allocates no transaction, and a
+    thousand cached templates hold one copy of each transaction.  Entries vanish with the
+    last template that uses them (weak references)."""
+
+    def __init__(self):
+        self._live: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+    def get(self, wtxid: bytes, fee: Optional[int], sigops: int, parents: tuple,
+            make: Callable[[], TemplateTx]) -> TemplateTx:
+        t = self._live.get(wtxid)
+        if t is not None and t.fee == fee and t.sigops == sigops and t.parents == parents:
+            return t
+        t = make()
+        self._live[wtxid] = t
+        return t
+
+    def __len__(self) -> int:
+        return len(self._live)
 
 
 @dataclass(slots=True)
@@ -75,6 +110,8 @@ class BlockTemplate:
     extra_outputs: list = field(default_factory=list)
     #: whether the template's coinbase had a witness (pushed templates may not)
     segwit: bool = True
+    #: the untrimmed Work, computed once and shared by every group that keeps all txs
+    _full_work: Optional["Work"] = field(default=None, repr=False, compare=False)
 
     @property
     def subsidy(self) -> int:
@@ -88,10 +125,29 @@ class BlockTemplate:
     def locktime(self) -> int:
         return max(self.height - 1, 0) if self.coinbase_locktime is None else self.coinbase_locktime
 
+    def depends(self, i: int) -> list:
+        """0-based positions of the in-template parents of ``txs[i]`` (getblocktemplate's
+        ``depends`` minus one)."""
+        pos = {t.txid: n for n, t in enumerate(self.txs[:i])}
+        return sorted(pos[p] for p in self.txs[i].parents if p in pos)
+
+    def work(self, keep: Optional[Sequence[int]] = None) -> "Work":
+        """The template's Work with only ``keep`` (positions; None or all = untrimmed)."""
+        if keep is None or len(keep) == len(self.txs):
+            if self._full_work is None:
+                self._full_work = Work.build(self, None)
+            return self._full_work
+        return Work.build(self, keep)
+
 
 @dataclass(frozen=True, slots=True)
 class Constraints:
-    """Coinbase room a client asked for, as the weight and sigops cost kept free."""
+    """Coinbase room a client asked for, as the weight and sigops cost kept free.
+
+    ``max_additional_sigops`` is a sigops *cost* (legacy sigops count four each): that is
+    what SRI's pool and JDC put in CoinbaseOutputConstraints (they multiply by the witness
+    scale factor before sending) and what Bitcoin Core's ``coinbase_output_max_additional_sigops``
+    option means, so it is reserved as-is."""
 
     max_additional_size: int
     max_additional_sigops: int
@@ -102,8 +158,7 @@ class Constraints:
 
     @property
     def reserved_sigops_cost(self) -> int:
-        # The spec counts sigops of the client's outputs; legacy sigops cost 4 each.
-        return btc.WITNESS_SCALE_FACTOR * self.max_additional_sigops
+        return self.max_additional_sigops
 
     def check(self, block_max_weight: int) -> None:
         """Refuse constraints no block can satisfy (the client is then disconnected)."""
@@ -119,13 +174,14 @@ class Constraints:
         if self.reserved_sigops_cost > btc.MAX_BLOCK_SIGOPS_COST:
             raise ProtocolViolationError(
                 f"coinbase_output_max_additional_sigops {self.max_additional_sigops} exceeds the "
-                f"block limit of {btc.MAX_BLOCK_SIGOPS_COST // 4} sigops")
+                f"block limit of {btc.MAX_BLOCK_SIGOPS_COST} sigops cost")
 
 
 def select_transactions(txs: Sequence[TemplateTx], constraints: Constraints,
                         block_max_weight: int = btc.MAX_BLOCK_WEIGHT,
-                        max_sigops_cost: int = btc.MAX_BLOCK_SIGOPS_COST) -> list:
-    """Indexes of ``txs`` to keep so the client's reservation stays free.
+                        max_sigops_cost: int = btc.MAX_BLOCK_SIGOPS_COST) -> Optional[list]:
+    """Positions of ``txs`` to keep so the client's reservation stays free; None when all
+    of them fit (the common case, which then shares the untrimmed work).
 
     Lowest-priority transactions go first (lowest fee rate; when fees are unknown, the
     last in block order, since a block assembler adds the best packages first), and a
@@ -137,12 +193,14 @@ def select_transactions(txs: Sequence[TemplateTx], constraints: Constraints,
     total_w = sum(t.weight for t in txs)
     total_s = sum(t.sigops for t in txs)
     if total_w <= weight_budget and total_s <= sigops_budget:
-        return list(range(len(txs)))
+        return None
+    pos = {t.txid: i for i, t in enumerate(txs)}
     children: list = [[] for _ in txs]
     for i, t in enumerate(txs):
-        for p in t.depends:
-            if 0 <= p < i:
-                children[p].append(i)
+        for p in t.parents:
+            j = pos.get(p)
+            if j is not None and j < i:
+                children[j].append(i)
     if all(t.fee is not None for t in txs):
         order = sorted(range(len(txs)), key=lambda i: (txs[i].fee / max(txs[i].weight, 1), -i))
     else:
@@ -165,16 +223,11 @@ def select_transactions(txs: Sequence[TemplateTx], constraints: Constraints,
     return [i for i in range(len(txs)) if not removed[i]]
 
 
-@dataclass(slots=True)
-class ServedTemplate:
-    """A template as sent under one template id, and everything needed to rebuild its block.
+@dataclass(frozen=True, slots=True, eq=False)
+class Work:
+    """What a NewTemplate promises, without an id: the coinbase fields, the required
+    outputs, the merkle path and the transactions behind it.  Immutable and shared."""
 
-    A future template starts without ``prev_hash``; SetNewPrevHash activates it by
-    filling in the tip it builds on (``activate``).
-    """
-
-    template_id: int
-    future: bool
     height: int
     version: int
     coinbase_prefix: bytes
@@ -182,19 +235,15 @@ class ServedTemplate:
     coinbase_sequence: int
     coinbase_locktime: int
     value_remaining: int
-    outputs: list  # list[TxOut]: required coinbase outputs (witness commitment last)
-    merkle_path: list
-    txs: list  # list[TemplateTx]
+    outputs: tuple  # TxOut: required coinbase outputs (witness commitment last)
+    outputs_bytes: bytes
+    merkle_path: tuple
+    txs: Sequence[TemplateTx]
     fees: int
-    created: float
-    prev_hash: Optional[bytes] = None
-    bits: Optional[int] = None
-    time: Optional[int] = None
-    witness_reserved_value: bytes = btc.WITNESS_RESERVED_VALUE
+    has_commitment: bool
 
     @classmethod
-    def build(cls, template_id: int, tpl: BlockTemplate, keep: Optional[Sequence[int]],
-              now: float, *, future: bool = False) -> "ServedTemplate":
+    def build(cls, tpl: BlockTemplate, keep: Optional[Sequence[int]]) -> "Work":
         txs = tpl.txs if keep is None else [tpl.txs[i] for i in keep]
         if tpl.fees_known:
             fees = sum(t.fee for t in txs)
@@ -205,64 +254,73 @@ class ServedTemplate:
             # the subsidy is certainly still claimable.
             fees = 0
         outputs = list(tpl.extra_outputs)
-        if tpl.segwit or any(t.txid != t.wtxid for t in txs):
+        commitment = tpl.segwit or any(t.txid != t.wtxid for t in txs)
+        if commitment:
             outputs.append(btc.witness_commitment_output([t.wtxid for t in txs]))
-        st = cls(template_id, future, tpl.height, tpl.version, btc.bip34_height_push(tpl.height),
-                 tpl.coinbase_tx_version, tpl.coinbase_sequence, tpl.locktime,
-                 tpl.subsidy + fees - sum(o.value for o in outputs), outputs,
-                 btc.coinbase_merkle_path([t.txid for t in txs]), txs, fees, now)
-        if not future:
-            st.activate(tpl.prev_hash, tpl.bits, tpl.time)
-        return st
+        return cls(tpl.height, tpl.version, btc.bip34_height_push(tpl.height),
+                   tpl.coinbase_tx_version, tpl.coinbase_sequence, tpl.locktime,
+                   tpl.subsidy + fees - sum(o.value for o in outputs), tuple(outputs),
+                   b"".join(o.serialize() for o in outputs),
+                   tuple(btc.coinbase_merkle_path([t.txid for t in txs])), txs, fees, commitment)
 
     @classmethod
-    def empty_future(cls, template_id: int, height: int, like: BlockTemplate,
-                     now: float) -> "ServedTemplate":
-        """The empty template for ``height`` announced before its previous block exists."""
+    def empty(cls, height: int, like: BlockTemplate) -> "Work":
+        """The empty block at ``height``, built before its previous block exists (only
+        the header fields and the coinbase's form are taken from ``like``)."""
         tpl = BlockTemplate(like.network, height, bytes(32), like.version, like.bits, like.time,
                             btc.block_subsidy(height, like.network), [],
                             coinbase_tx_version=like.coinbase_tx_version,
                             coinbase_sequence=like.coinbase_sequence, segwit=True)
-        return cls.build(template_id, tpl, None, now, future=True)
-
-    def clone(self, template_id: int, now: float) -> "ServedTemplate":
-        """The same work under a new id (ids must increase on every connection)."""
-        c = ServedTemplate(template_id, self.future, self.height, self.version,
-                           self.coinbase_prefix, self.coinbase_tx_version, self.coinbase_sequence,
-                           self.coinbase_locktime, self.value_remaining, self.outputs,
-                           self.merkle_path, self.txs, self.fees, now, self.prev_hash, self.bits,
-                           self.time)
-        return c
-
-    def activate(self, prev_hash: bytes, bits: int, time: int) -> None:
-        self.prev_hash, self.bits, self.time = prev_hash, bits, time
-
-    @property
-    def target(self) -> int:
-        return btc.bits_to_target(self.bits)
-
-    @property
-    def outputs_bytes(self) -> bytes:
-        return b"".join(o.serialize() for o in self.outputs)
+        return cls.build(tpl, None)
 
     @property
     def weight(self) -> int:
         return sum(t.weight for t in self.txs)
 
-    @property
-    def has_commitment(self) -> bool:
-        return bool(self.outputs) and \
-            self.outputs[-1].script_pubkey[2:6] == btc.WITNESS_COMMITMENT_HEADER
 
-    def new_template(self, future: Optional[bool] = None) -> NewTemplate:
+@dataclass(slots=True, eq=False)
+class ServedTemplate:
+    """A piece of work under one template id, and the SetNewPrevHash values (previous
+    block, nBits, start time) it was sent with: a block is only ever rebuilt with the
+    values its miner had.  A future template gets them from the SetNewPrevHash that
+    activates it; a non-future one from the SetNewPrevHash it applies to."""
+
+    template_id: int
+    work: Work
+    created: float
+    prev_hash: Optional[bytes] = None
+    bits: Optional[int] = None
+    time: Optional[int] = None
+
+    def with_id(self, template_id: int, now: float) -> "ServedTemplate":
+        """The same work and activation under a new id (ids must increase per client)."""
+        return ServedTemplate(template_id, self.work, now, self.prev_hash, self.bits, self.time)
+
+    def activate(self, prev_hash: bytes, bits: int, time: int) -> "ServedTemplate":
+        self.prev_hash, self.bits, self.time = prev_hash, bits, time
+        return self
+
+    # the work's fields, for logs and callers that only read
+    height = property(lambda self: self.work.height)
+    txs = property(lambda self: self.work.txs)
+    fees = property(lambda self: self.work.fees)
+    weight = property(lambda self: self.work.weight)
+    value_remaining = property(lambda self: self.work.value_remaining)
+    has_commitment = property(lambda self: self.work.has_commitment)
+
+    @property
+    def target(self) -> int:
+        return btc.bits_to_target(self.bits)
+
+    def new_template(self, future: bool) -> NewTemplate:
+        w = self.work
         return NewTemplate(
-            template_id=self.template_id, future_template=self.future if future is None else future,
-            version=self.version, coinbase_tx_version=self.coinbase_tx_version,
-            coinbase_prefix=self.coinbase_prefix,
-            coinbase_tx_input_sequence=self.coinbase_sequence,
-            coinbase_tx_value_remaining=self.value_remaining,
-            coinbase_tx_outputs_count=len(self.outputs), coinbase_tx_outputs=self.outputs_bytes,
-            coinbase_tx_locktime=self.coinbase_locktime, merkle_path=list(self.merkle_path))
+            template_id=self.template_id, future_template=future, version=w.version,
+            coinbase_tx_version=w.coinbase_tx_version, coinbase_prefix=w.coinbase_prefix,
+            coinbase_tx_input_sequence=w.coinbase_sequence,
+            coinbase_tx_value_remaining=w.value_remaining,
+            coinbase_tx_outputs_count=len(w.outputs), coinbase_tx_outputs=w.outputs_bytes,
+            coinbase_tx_locktime=w.coinbase_locktime, merkle_path=list(w.merkle_path))
 
     def set_new_prev_hash(self) -> SetNewPrevHash:
         return SetNewPrevHash(template_id=self.template_id, prev_hash=self.prev_hash,
@@ -272,9 +330,16 @@ class ServedTemplate:
     def build_block(self, version: int, timestamp: int, nonce: int, coinbase: bytes) -> bytes:
         """Rebuild the block a SubmitSolution describes and check its proof of work.
 
+        The coinbase witness is set to what a witness commitment in it was computed with
+        (the spec's 32-byte zero reserved value), or removed when the coinbase carries no
+        commitment: either mismatch makes a block with valid proof of work invalid
+        (``bad-witness-nonce-size``, ``unexpected-witness``), and the witness is not part
+        of the txid, so the header stays the one the miner solved.
+
         Raises BlockRejectedError (bad coinbase, wrong prefix, too much value, or a hash
         above the target); the caller logs it, the session goes on.
         """
+        w = self.work
         if self.prev_hash is None:
             raise BlockRejectedError(f"template {self.template_id} was never activated by a "
                                      "SetNewPrevHash")
@@ -284,23 +349,29 @@ class ServedTemplate:
             raise BlockRejectedError(f"coinbase does not parse: {e}") from None
         if not cb.is_coinbase:
             raise BlockRejectedError("coinbase_tx is not a coinbase transaction")
-        if not cb.vin[0].script_sig.startswith(self.coinbase_prefix):
+        if not cb.vin[0].script_sig.startswith(w.coinbase_prefix):
             raise BlockRejectedError("coinbase scriptSig does not start with the template's "
                                      "coinbase_prefix (BIP34 height)")
         claimed = sum(o.value for o in cb.vout)
-        allowed = self.value_remaining + sum(o.value for o in self.outputs)
+        allowed = w.value_remaining + sum(o.value for o in w.outputs)
         if claimed > allowed:
             raise BlockRejectedError(f"coinbase claims {claimed} sat, the template allows {allowed}")
-        root = btc.merkle_root_from_path(cb.txid, self.merkle_path)
+        witness = [btc.WITNESS_RESERVED_VALUE] if btc.find_witness_commitment(cb) is not None \
+            else []
+        if cb.vin[0].witness != witness:
+            cb.vin[0].witness = witness
+            cb.invalidate()
+        root = btc.merkle_root_from_path(cb.txid, w.merkle_path)
         header = btc.BlockHeader(version, self.prev_hash, root, timestamp, self.bits, nonce)
         h = header.hash
         if not btc.hash_meets_target(h, self.target):
             raise BlockRejectedError(f"block {btc.hash_hex(h)} does not meet the target")
-        return (header.serialize() + btc.compact_size(1 + len(self.txs)) + cb.serialize(True)
-                + b"".join(t.data for t in self.txs))
+        return (header.serialize() + btc.compact_size(1 + len(w.txs)) + cb.serialize(True)
+                + b"".join(t.data for t in w.txs))
 
 
-def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0) -> BlockTemplate:
+def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0,
+                       interner: Optional[TxInterner] = None) -> BlockTemplate:
     """A serialized block template as a node's block assembler makes it -> BlockTemplate.
 
     Expected shape (design.md, sv2_tp_push_template): placeholder coinbase whose scriptSig
@@ -331,14 +402,18 @@ def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0) ->
     if value < subsidy:
         raise InvalidTemplateError(
             f"pushed template: reward {value} sat is below the subsidy {subsidy} at height {height}")
-    seen: dict = {}
+    seen: set = set()
     txs = []
-    for i, tx in enumerate(blk.txs[1:]):
+    for tx in blk.txs[1:]:
         if tx.is_coinbase:
             raise InvalidTemplateError("pushed template: a second coinbase")
-        deps = sorted({seen[x.prev_txid] for x in tx.vin if x.prev_txid in seen})
-        txs.append(TemplateTx.from_tx(tx, None, deps))
-        seen[tx.txid] = i
+        parents = tuple(dict.fromkeys(x.prev_txid for x in tx.vin if x.prev_txid in seen))
+        if interner is None:
+            txs.append(TemplateTx.from_tx(tx, None, parents))
+        else:
+            txs.append(interner.get(tx.wtxid, None, tx.legacy_sigops_cost(), parents,
+                                    lambda: TemplateTx.from_tx(tx, None, parents)))
+        seen.add(tx.txid)
     if blk.header.bits:
         try:
             btc.bits_to_target(blk.header.bits)

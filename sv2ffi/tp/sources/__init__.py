@@ -5,6 +5,12 @@ A source produces two kinds of events for the TP service (``sink``):
 SetNewPrevHash depends on it) and ``sink.on_template(BlockTemplate)`` whenever a full
 template is available.  ``submit_block`` hands a solved, already persisted block back to
 the node.  Sources run on the service's event loop; sinks are plain methods.
+
+The tip only moves forward: the core ignores a tip at or below its height, because node
+notifications arrive late and out of order.  A source that has checked with the node that
+it really reorganised to such a block passes ``reorg=True``; ``sink.tip_relation`` tells a
+source whether it needs to check (``"older"``).  A source that finds it must not serve at all (the node
+runs another chain than configured) calls ``sink.on_fatal(error)``.
 """
 
 from __future__ import annotations
@@ -17,9 +23,15 @@ from ..template import BlockTemplate
 
 
 class Sink(Protocol):
-    def on_tip(self, tip: TipInfo) -> None: ...
+    def on_tip(self, tip: TipInfo, *, reorg: bool = False) -> None: ...
 
-    def on_template(self, tpl: BlockTemplate) -> None: ...
+    def on_template(self, tpl: BlockTemplate, *, reorg: bool = False) -> None: ...
+
+    def is_newer(self, prev_hash: bytes, height: int) -> bool: ...
+
+    def tip_relation(self, prev_hash: bytes, height: int) -> str: ...
+
+    def on_fatal(self, error: BaseException) -> None: ...
 
 
 class Source(ABC):

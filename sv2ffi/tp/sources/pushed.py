@@ -33,7 +33,7 @@ from typing import Callable, Optional
 from ... import bitcoin as btc
 from ...errors import BitcoinDecodeError, InvalidTemplateError
 from ..core import TipInfo
-from ..template import BlockTemplate, parse_pushed_block
+from ..template import BlockTemplate, TxInterner, parse_pushed_block
 from . import Source
 
 log = logging.getLogger("sv2ffi.tp.pushed")
@@ -79,6 +79,7 @@ class PushedSource(Source):
         self._loop_thread: Optional[int] = None
         self.last: Optional[BlockTemplate] = None
         self.pushed = 0
+        self._interner = TxInterner()  # pushes of one mempool share their transactions
 
     def describe(self) -> str:
         return "templates pushed by the embedding node"
@@ -116,7 +117,7 @@ class PushedSource(Source):
                 self._loop.call_soon_threadsafe(self._deliver_tip, tip, sent)
         if sent is not None and threading.get_ident() != self._loop_thread:
             sent.wait(TIP_WAIT)
-        tpl = parse_pushed_block(data, self.network)
+        tpl = parse_pushed_block(data, self.network, interner=self._interner)
         with self._lock:
             self.last = tpl
             self.pushed += 1

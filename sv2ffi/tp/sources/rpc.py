@@ -32,9 +32,9 @@ from urllib.parse import urlparse
 from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 
 from ... import bitcoin as btc
-from ...errors import InvalidTemplateError, RpcError
+from ...errors import ChainMismatchError, InvalidTemplateError, RpcError
 from ..core import TipInfo
-from ..template import BlockTemplate, TemplateTx
+from ..template import BlockTemplate, TemplateTx, TxInterner
 from . import Source
 
 log = logging.getLogger("sv2ffi.tp.rpc")
@@ -50,23 +50,24 @@ class RpcTimeout(RpcError):
     """The call took longer than its timeout (expected for long-polls)."""
 
 
-def parse_gbt(j: dict, network: btc.Network) -> BlockTemplate:
+def parse_gbt(j: dict, network: btc.Network, interner: Optional[TxInterner] = None) -> BlockTemplate:
     """A getblocktemplate result -> BlockTemplate (bitcoind's own fee/weight/sigops/depends
-    are trusted; the transactions are not re-parsed)."""
+    are trusted; the transactions are not re-parsed).  With an ``interner``, a transaction
+    already held by a live template is reused without decoding its hex again."""
+    if interner is None:
+        interner = TxInterner()
     try:
-        txs = []
+        txs: list = []
         for n, t in enumerate(j["transactions"]):
-            data = bytes.fromhex(t["data"])
-            weight = t.get("weight")
-            if weight is None:
-                weight = btc.Tx.from_bytes(data).weight
-            txs.append(TemplateTx(data, btc.hash_from_hex(t["txid"]),
-                                  btc.hash_from_hex(t.get("hash", t["txid"])), int(weight),
-                                  int(t.get("sigops", 0)), int(t["fee"]),
-                                  tuple(int(d) - 1 for d in t.get("depends", ()))))
-            if any(not 0 <= d < n for d in txs[-1].depends):
+            deps = [int(d) - 1 for d in t.get("depends", ())]
+            if any(not 0 <= d < n for d in deps):
                 raise InvalidTemplateError(f"getblocktemplate: transaction {n} depends on a "
                                            "later one")
+            parents = tuple(sorted(txs[d].txid for d in deps))
+            wtxid = btc.hash_from_hex(t.get("hash", t["txid"]))
+            txs.append(interner.get(wtxid, int(t["fee"]), int(t.get("sigops", 0)), parents,
+                                    lambda t=t, wtxid=wtxid, parents=parents: _gbt_tx(
+                                        t, wtxid, parents)))
         tpl = BlockTemplate(network, int(j["height"]), btc.hash_from_hex(j["previousblockhash"]),
                             int(j["version"]), int(j["bits"], 16), int(j["curtime"]),
                             int(j["coinbasevalue"]), txs, min_time=int(j.get("mintime", 0)))
@@ -78,10 +79,19 @@ def parse_gbt(j: dict, network: btc.Network) -> BlockTemplate:
     return tpl
 
 
+def _gbt_tx(t: dict, wtxid: bytes, parents: tuple) -> TemplateTx:
+    data = bytes.fromhex(t["data"])
+    weight = t.get("weight")
+    if weight is None:
+        weight = btc.Tx.from_bytes(data).weight
+    return TemplateTx(data, btc.hash_from_hex(t["txid"]), wtxid, int(weight),
+                      int(t.get("sigops", 0)), int(t["fee"]), parents)
+
+
 class RpcSource(Source):
     name = "rpc"
 
-    def __init__(self, url: str, *, network: btc.Network, user: Optional[str] = None,
+    def __init__(self, url: str, *, network: Optional[btc.Network] = None, user: Optional[str] = None,
                  password: Optional[str] = None, cookie_file=None,
                  zmq_hashblock: Optional[str] = None, poll_interval: float = 2.0,
                  timeout: float = 30.0, longpoll_timeout: float = 120.0,
@@ -115,6 +125,8 @@ class RpcSource(Source):
         self._tip: Optional[bytes] = None
         self._ancestors: dict = {}
         self.ready: Optional[asyncio.Event] = None  # set while the node serves templates
+        self._interner = TxInterner()
+        self.reorgs = 0
         self.reconnects = 0
         self.ibd_waits = 0
         self.fast_tips = 0
@@ -202,6 +214,10 @@ class RpcSource(Source):
                     await self._longpoll_loop()
             except asyncio.CancelledError:
                 raise
+            except ChainMismatchError as e:
+                self.ready.clear()
+                self.sink.on_fatal(e)
+                return
             except (RpcError, InvalidTemplateError) as e:
                 if not self._running:
                     return
@@ -211,25 +227,56 @@ class RpcSource(Source):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_retry_delay)
 
-    async def _wait_ready(self) -> None:
-        """Until the node answers and has left initial block download."""
+    async def _chain_info(self) -> dict:
+        """getblockchaininfo, waiting (with backoff) while the node warms up."""
         delay = self.retry_delay
         while True:
             try:
-                info = await self.call("getblockchaininfo")
+                return await self.call("getblockchaininfo")
             except RpcError as e:
                 if e.code != RPC_IN_WARMUP:
                     raise
                 log.info("bitcoind is starting: %s", e)
-            else:
-                chain = info.get("chain")
-                if chain != CHAIN_NAMES.get(self.network.name, chain):
-                    log.error("bitcoind runs chain %r but --chain is %r", chain, self.network.name)
-                if not info.get("initialblockdownload"):
-                    return
-                self.ibd_waits += 1
-                log.info("bitcoind is in initial block download (%s blocks); waiting",
-                         info.get("blocks"))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_delay)
+
+    async def learn_network(self) -> btc.Network:
+        """The chain the node runs (``getblockchaininfo``), for a TP started without
+        ``--chain``; waits for the node to answer.  Usable before ``start()``."""
+        self._running = True
+        delay = self.retry_delay
+        while True:
+            try:
+                info = await self._chain_info()
+                break
+            except RpcError as e:
+                log.warning("bitcoind: %s; retrying in %.1f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+        try:
+            self.network = btc.network(str(info.get("chain")))
+        except ValueError:
+            raise ChainMismatchError(f"bitcoind runs chain {info.get('chain')!r}, which this "
+                                     "template provider does not know") from None
+        log.info("bitcoind runs %s", self.network.name)
+        return self.network
+
+    async def _wait_ready(self) -> None:
+        """Until the node answers, runs our chain, and has left initial block download."""
+        delay = self.retry_delay
+        while True:
+            info = await self._chain_info()
+            chain = info.get("chain")
+            if chain != CHAIN_NAMES[self.network.name]:
+                raise ChainMismatchError(
+                    f"bitcoind at {self.url} runs chain {chain!r} but this template provider "
+                    f"serves {self.network.name!r}; refusing to serve templates (start it with "
+                    f"the node's chain, or without --chain to follow the node)")
+            if not info.get("initialblockdownload"):
+                return
+            self.ibd_waits += 1
+            log.info("bitcoind is in initial block download (%s blocks); waiting",
+                     info.get("blocks"))
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_delay)
 
@@ -245,11 +292,22 @@ class RpcSource(Source):
                 await self._wait_ready()
                 return
             raise
-        tpl = parse_gbt(j, self.network)
+        tpl = parse_gbt(j, self.network, self._interner)
         self._lpid = j.get("longpollid")
+        reorg = False
+        if self.sink.tip_relation(tpl.prev_hash, tpl.height) == "older":
+            # a template built on a block at or below the tip we serve: a slow answer that
+            # the chain has since overtaken, unless the node really reorganised to it
+            best = btc.hash_from_hex(await self.call("getbestblockhash"))
+            if best != tpl.prev_hash:
+                log.debug("getblocktemplate answered for block %s, no longer the node's tip",
+                          btc.hash_hex(tpl.prev_hash))
+                return
+            reorg = True
+            self.reorgs += 1
         self._tip = tpl.prev_hash
         if self._running:
-            self.sink.on_template(tpl)
+            self.sink.on_template(tpl, reorg=reorg)
 
     async def _longpoll_loop(self) -> None:
         while self._running:
