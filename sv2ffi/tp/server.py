@@ -24,6 +24,8 @@ from ..connection import Connection
 from ..errors import ConnectionClosed, ProtocolViolationError, Sv2Error
 from ..keys import DatadirKeys, load_datadir_keys
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
+from .metrics import TpMetrics
+from .service_config import check_service_args
 from .sources import Source
 from .storage import save_block
 from .template import BlockTemplate
@@ -53,7 +55,11 @@ class TpService:
                  host: str = "127.0.0.1", port: int = 0, datadir=None,
                  keys: Optional[DatadirKeys] = None, tick_interval: float = 0.1,
                  handshake_timeout: float = 10.0, setup_timeout: float = 30.0,
-                 max_queue: int = 4096):
+                 max_queue: int = 4096, metrics: Optional[TpMetrics] = None):
+        check_service_args(source, config, host, port, datadir, keys, tick_interval,
+                           handshake_timeout, setup_timeout, max_queue)
+        self.metrics = metrics if metrics is not None else TpMetrics()
+        self.metrics.service = self
         self.source = source
         self.core = TemplateProviderCore(config or TpConfig())
         self.config = self.core.config
@@ -85,11 +91,7 @@ class TpService:
 
     async def start(self) -> None:
         if self.keys is None:
-            if self.datadir is None:
-                raise ValueError("a datadir (for the keys and solved blocks) or keys is needed")
             self.keys = await asyncio.to_thread(load_datadir_keys, self.datadir, create=True)
-        if self.datadir is None:
-            raise ValueError("a datadir for solved blocks is needed")
         keys = self.keys
 
         def factory() -> Connection:
@@ -131,7 +133,9 @@ class TpService:
 
     def on_tip(self, tip: TipInfo) -> None:
         if not self._stopping:
-            self._dispatch(self.core.new_tip(tip, time.monotonic()))
+            eff = self.core.new_tip(tip, time.monotonic())
+            self.metrics.on_new_tip(tip, eff)
+            self._dispatch(eff)
 
     def on_template(self, tpl: BlockTemplate) -> None:
         """A new tip goes out at once (SetNewPrevHash only); building the full template
@@ -140,8 +144,10 @@ class TpService:
         if self._stopping:
             return
         if self.core.is_new_tip(tpl):
-            self._dispatch(self.core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits,
-                                                     tpl.time), time.monotonic()))
+            tip = TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time)
+            eff = self.core.new_tip(tip, time.monotonic())
+            self.metrics.on_new_tip(tip, eff)
+            self._dispatch(eff)
         self._pending_template = tpl
         if not self._template_scheduled:
             self._template_scheduled = True
@@ -173,7 +179,9 @@ class TpService:
                     msg = await stream.recv()
                 else:  # a client must finish setting up promptly
                     msg = await asyncio.wait_for(stream.recv(), self.setup_timeout)
-                self._dispatch(core.receive(sid, msg, time.monotonic()))
+                eff = core.receive(sid, msg, time.monotonic())
+                self.metrics.on_client_message(sid, stream.peername, msg, eff)
+                self._dispatch(eff)
         except asyncio.TimeoutError:
             log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
                         stream.peername, self.setup_timeout)
@@ -184,6 +192,7 @@ class TpService:
                         type(e).__name__, e)
         finally:
             core.close_session(sid)
+            self.metrics.on_client_closed(sid)
             if peer.writer is not None and not peer.writer.done():
                 if peer.closing:  # let the writer flush e.g. SetupConnection.Error
                     try:
@@ -201,6 +210,7 @@ class TpService:
                 if msg is _CLOSE:
                     break
                 await stream.send(msg)
+                self.metrics.on_sent(peer.sid, msg)
         except (ConnectionClosed, Sv2Error, OSError):
             pass
         finally:
@@ -251,6 +261,7 @@ class TpService:
             log.info("block at height %d accepted by the %s source", sol.height, self.source.name)
         else:
             log.warning("block at height %d not accepted: %s", sol.height, result)
+        self.metrics.on_solution_result(sol, result)
         self.solutions.append((sol, path, result))
 
     @property
