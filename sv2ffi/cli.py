@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--request-tx-data", action="store_true",
                     help="RequestTransactionData for every active template")
     cl.add_argument("--mine", action="store_true", help="CPU-mine (regtest) and SubmitSolution")
-    cl.add_argument("--blocks", type=int, default=0, help="with --mine: exit after N blocks (default: 0 = never)")
+    cl.add_argument("--blocks", type=int, default=0,
+                    help="with --mine: exit after N blocks (default: 0 = never)")
     cl.add_argument("--interval", type=float, default=1.0,
                     help="with --mine: seconds to wait on each tip before mining it")
     cl.add_argument("--payout-address", help="with --mine: regtest bech32 payout address "
