@@ -121,7 +121,7 @@ def test_sv2tp_options_without_counterpart_are_ignored_with_a_warning(tmp_path):
 
 
 def test_a_whole_sv2tp_conf_carries_over(tmp_path):
-    """sv2-tp's own sample lines (share/examples/sv2-tp.conf), uncommented."""
+    """Every option of sv2-tp's sample (share/examples/sv2-tp.conf), uncommented."""
     args = settle(tmp_path, """
 ##
 ## sv2-tp.conf configuration file.
@@ -134,6 +134,17 @@ regtest=1
 debug=sv2
 loglevel=sv2:trace
 printtoconsole=1
+debugexclude=net
+logips=1
+loglevelalways=1
+logsourcelocations=0
+logthreadnames=0
+logtimemicros=0
+logtimestamps=1
+shrinkdebugfile=1
+debuglogfile=sv2-debug.log
+pid=sv2-tp.pid
+ipcconnect=unix
 """)
     assert (args.sv2_port, args.template_interval, args.fee_delta, args.chain,
             args.log_level) == (18447, 10.0, 2000, "regtest", "debug")

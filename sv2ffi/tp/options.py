@@ -43,6 +43,12 @@ SV2TP_WITHOUT_COUNTERPART = {
     "printtoconsole": "sv2ffi logs to stderr (journald under systemd)",
     "logtimestamps": "timestamps are on unless journald adds its own",
     "shrinkdebugfile": "sv2ffi writes no debug log file",
+    "debugexclude": "sv2ffi has no log categories; --log-level applies to all",
+    "loglevelalways": "sv2ffi always prints the level",
+    "logips": "client addresses are always logged",
+    "logsourcelocations": "not available",
+    "logthreadnames": "not available",
+    "logtimemicros": "timestamps have milliseconds",
 }
 
 
