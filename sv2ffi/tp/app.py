@@ -161,9 +161,9 @@ async def serve_tp(args, datadir: Path) -> int:
         if metrics_server is not None:
             print(f"metrics: {metrics_server.url}", flush=True)
         if rpc_server is not None:
+            zmq = rpc_server.zmq_endpoint
             print(f"built-in chain JSON-RPC: {rpc_server.url} cookie {rpc_server.cookie_file}"
-                  + (f" zmq hashblock {rpc_server.zmq_endpoint}" if rpc_server.zmq_endpoint else ""),
-                  flush=True)
+                  + (f" zmq hashblock {zmq}" if zmq else ""), flush=True)
         await stop.wait()
     finally:
         log.info("shutting down (%s): %d clients connected", why[0], metrics.active_clients)

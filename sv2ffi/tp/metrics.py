@@ -106,8 +106,9 @@ class _Client:
         s = self.setup
         if s is None:
             return f"{self.peer}, no SetupConnection"
-        return (f"{self.peer}, vendor {s.vendor!r}, hardware {s.hardware_version!r}, firmware "
-                f"{s.firmware!r}, device {s.device_id!r}, versions {s.min_version}..{s.max_version}")
+        return (f"{self.peer}, vendor {s.vendor!r}, hardware {s.hardware_version!r}, "
+                f"firmware {s.firmware!r}, device {s.device_id!r}, "
+                f"versions {s.min_version}..{s.max_version}")
 
 
 class _TipFanout:
