@@ -112,15 +112,18 @@ class _Client:
 
 
 class _TipFanout:
-    """One new tip on its way to the clients: who still has to receive SetNewPrevHash."""
+    """One new tip on its way to the clients: who still has to receive SetNewPrevHash.
+    Only the set of waiting clients is built before the writes start; who got which
+    template is worked out from the effects once the last write is done."""
 
-    __slots__ = ("prev_hash", "height", "started", "pending", "written", "templates")
+    __slots__ = ("prev_hash", "height", "started", "pending", "sends", "dropped")
 
-    def __init__(self, prev_hash: bytes, height: int, started: float, pending: set):
+    def __init__(self, prev_hash: bytes, height: int, started: float, pending: set,
+                 sends: list):
         self.prev_hash, self.height, self.started = prev_hash, height, started
         self.pending = pending
-        self.written = 0
-        self.templates: Counter = Counter()  # (constraints, template id) -> clients
+        self.sends = sends
+        self.dropped: set = set()  # clients gone before their SetNewPrevHash was written
 
 
 class TpMetrics:
@@ -184,29 +187,28 @@ class TpMetrics:
         self.tip_height = tip.height
         pending = {sid for sid, m in eff.sends if m.__class__ is SetNewPrevHash}
         # no clients: nothing to wait for (the core's own line reports the tip)
-        self._tip = _TipFanout(tip.prev_hash, tip.height, now, pending) if pending else None
+        self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff.sends)
+                     if pending else None)
 
     def on_sent(self, sid: int, msg) -> None:
         """A message was written to a client's socket."""
         cls = msg.__class__
-        if cls is NewTemplate:
-            self.templates_sent[bool(msg.future_template)] += 1
-        elif cls is SetNewPrevHash:
+        if cls is SetNewPrevHash:
             self.set_new_prev_hash_sent += 1
             t = self._tip
-            if t is not None and msg.prev_hash == t.prev_hash and sid in t.pending:
-                t.pending.discard(sid)
-                t.written += 1
-                c = self.clients.get(sid)
-                t.templates[(c.constraints if c else None, msg.template_id)] += 1
+            if t is not None and sid in t.pending and msg.prev_hash == t.prev_hash:
+                t.pending.remove(sid)
                 if not t.pending:
                     self._finish_tip()
+        elif cls is NewTemplate:
+            self.templates_sent[bool(msg.future_template)] += 1
 
     def on_client_closed(self, sid: int) -> None:
         c = self.clients.pop(sid, None)
         t = self._tip
         if t is not None and sid in t.pending:
-            t.pending.discard(sid)
+            t.pending.remove(sid)
+            t.dropped.add(sid)
             if not t.pending:
                 self._finish_tip()
         if c is None:
@@ -238,10 +240,17 @@ class TpMetrics:
         if t is None:
             return
         elapsed = self.clock() - t.started
+        templates: Counter = Counter()  # (template id, constraints) -> clients written to
+        waiting = t.pending | t.dropped
+        for sid, m in t.sends:
+            if m.__class__ is SetNewPrevHash and sid not in waiting:
+                c = self.clients.get(sid)
+                templates[m.template_id, c.constraints if c else None] += 1
+        written = sum(templates.values())
         groups = ", ".join(
             f"template {tid} to {n} client{'s' if n != 1 else ''}"
             + (f" [{c[0]} B, {c[1]} sigops]" if c else "")
-            for (c, tid), n in sorted(t.templates.items(), key=lambda kv: (kv[0][1], str(kv[0]))))
+            for (tid, c), n in sorted(templates.items(), key=lambda kv: (kv[0][0], str(kv[0]))))
         if incomplete:
             log.warning("new tip %s (block height %d): %d clients still had no SetNewPrevHash "
                         "when the next tip came; %s", btc.hash_hex(t.prev_hash), t.height - 1,
@@ -249,7 +258,7 @@ class TpMetrics:
             return
         self.tip_latency.observe(elapsed)
         log.info("new tip %s: block height %d, SetNewPrevHash written to %d clients in "
-                 "%.2f ms: %s", btc.hash_hex(t.prev_hash), t.height - 1, t.written,
+                 "%.2f ms: %s", btc.hash_hex(t.prev_hash), t.height - 1, written,
                  elapsed * 1000, groups)
 
     # ---- reading --------------------------------------------------------------------------
