@@ -184,6 +184,9 @@ class Sv2Server:
         self.active = 0
         self.accepted = 0
         self.rejected = 0
+        #: Noise handshakes finished, and connections that ended before finishing one
+        self.handshakes_ok = 0
+        self.handshakes_failed = 0
         #: the last connection errors as (peername, exception), newest last
         self.errors: collections.deque = collections.deque(maxlen=256)
         self._error_event = asyncio.Event()
@@ -212,9 +215,15 @@ class Sv2Server:
             self._streams.add(stream)
             try:
                 await asyncio.wait_for(stream.handshake(), self.handshake_timeout)
-            except asyncio.TimeoutError:
-                raise errors.HandshakeError(
-                    f"no handshake within {self.handshake_timeout} s") from None
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:
+                self.handshakes_failed += 1
+                if isinstance(e, asyncio.TimeoutError):
+                    raise errors.HandshakeError(
+                        f"no handshake within {self.handshake_timeout} s") from None
+                raise
+            self.handshakes_ok += 1
             await self._handler(stream)
         except asyncio.CancelledError:
             pass  # server closing

@@ -12,9 +12,27 @@ import string
 import sys
 from typing import Sequence
 
-from . import errors
+from . import __version__, errors
+from .tp import options
 
 EXIT_BAD_INPUT = 2
+RPC_PASSWORD_ENV = "SV2FFI_RPC_PASSWORD"
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default: appended when the help text does not already say
+    what happens without the option (options whose default is None say it themselves)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def version_text() -> str:
+    return f"sv2ffi {__version__}"
 
 
 def _fail(msg: str) -> int:
@@ -120,15 +138,27 @@ def cmd_client(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .keys import generate_datadir_keys
+    from .datadir import DatadirError, net_dir
+    from .keys import generate_datadir_keys, import_sv2tp_keys
 
     try:
-        made = generate_datadir_keys(args.datadir, overwrite=args.force)
+        d = net_dir(args.datadir, args.chain)
+    except (DatadirError, OSError) as e:
+        return _fail(str(e))
+    try:
+        if args.import_sv2tp:
+            made = import_sv2tp_keys(args.import_sv2tp, d, overwrite=args.force)
+        else:
+            made = generate_datadir_keys(d, overwrite=args.force)
     except FileExistsError as e:
         return _fail(f"{e} (use --force to replace the keys)")
+    except errors.KeyFormatError as e:
+        return _fail(str(e))
     except OSError as e:
-        return _fail(f"cannot write keys to {args.datadir}: {e}")
-    print(f"wrote authority and static keys to {args.datadir} (mode 0600)", file=sys.stderr)
+        return _fail(f"{e.filename or d}: {e.strerror or e}")
+    what = (f"converted sv2-tp's keys from {args.import_sv2tp}" if args.import_sv2tp
+            else "wrote a new authority key and static key")
+    print(f"{what} to {d} (mode 0600); authority public key:", file=sys.stderr)
     print(made.authority_pubkey_text)
     return 0
 
@@ -227,8 +257,9 @@ def cmd_interop(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sv2ffi",
+    p = argparse.ArgumentParser(prog="sv2ffi", formatter_class=HelpFormatter,
                                 description="Stratum V2 template distribution toolkit")
+    p.add_argument("--version", action="version", version=version_text())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("decode", help="decode SV2 frames (hex or binary) to JSON lines")
@@ -249,60 +280,90 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config)
 
     io = sub.add_parser("interop", help="build libsv2 and the C++ examples, run each against "
-                                        "its Python peer, print a transcript")
-    io.add_argument("--build-dir", help="CMake build directory (default build/capi)")
+                                        "its Python peer, print a transcript",
+                        formatter_class=HelpFormatter)
+    io.add_argument("--build-dir", metavar="DIR", help="CMake build directory (default: "
+                    "build/capi in a source checkout, else a per-user cache directory, "
+                    "$XDG_CACHE_HOME/sv2ffi or ~/.cache/sv2ffi)")
     io.add_argument("--only", action="append", choices=["template_provider", "noise_server",
                                                         "noise_client", "embedded_node"],
-                    help="run only this example (repeatable)")
+                    help="run only this example (repeatable; default: all)")
     io.set_defaults(func=cmd_interop)
 
     demo = sub.add_parser("demo", help="run the end-to-end demo")
     demo.set_defaults(func=cmd_demo)
 
     tp = sub.add_parser("tp", help="run a template provider (built-in regtest chain or bitcoind)",
-                        description="Serve Stratum V2 templates over Noise. Flags follow sv2-tp's; "
-                        "see docs/operator-guide.md.")
-    tp.add_argument("--sv2-bind", default="127.0.0.1", help="address to listen on "
-                    "(default 127.0.0.1; expose deliberately)")
-    tp.add_argument("--sv2-port", type=int, default=None, help="port (default per chain: 8442 "
-                    "main, 18442 testnet3, 48442 testnet4, 38442 signet, 18447 regtest)")
-    tp.add_argument("--template-interval", type=float, default=5.0,
-                    help="minimum seconds between fee-driven updates (new tips never wait)")
-    tp.add_argument("--fee-delta", type=int, default=1000,
-                    help="sat the fees must rise by for an update (default 1000)")
-    tp.add_argument("--datadir", help="keys (0600) and solved blocks (default ~/.sv2ffi/CHAIN)")
-    tp.add_argument("--chain", default=None,
-                    help="main, test(net3), testnet4, signet, regtest (default: regtest for the "
-                    "built-in chain; with --source rpc, whatever the node runs, and a node on "
-                    "another chain than a given --chain is refused)")
-    tp.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
-                    help="regtest: the built-in in-memory test/demo chain (default); rpc: bitcoind")
-    tp.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (default http://127.0.0.1:<chain "
-                    "rpc port>/)")
-    tp.add_argument("--rpc-user", help="JSON-RPC user (or use --rpc-cookie-file)")
-    tp.add_argument("--rpc-password", help="JSON-RPC password")
-    tp.add_argument("--rpc-cookie-file", help="bitcoind's .cookie (default "
-                    "~/.bitcoin/<chain>/.cookie when no user/password is given)")
-    tp.add_argument("--zmq-hashblock", help="bitcoind's -zmqpubhashblock endpoint, e.g. "
-                    "tcp://127.0.0.1:28332 (default: long-poll getblocktemplate)")
-    tp.add_argument("--log-level", help="debug, info, warning, error (default from "
-                    "SV2FFI_LOG_LEVEL, else info)")
-    tp.add_argument("--max-clients", type=int, default=100, help="connections served at once")
-    tp.add_argument("--mempool-interval", type=float, default=2.0,
-                    help="regtest source: seconds between new demo mempool transactions")
-    tp.add_argument("--regtest-rpc-port", type=int, default=None,
-                    help="regtest source: also serve the chain's bitcoind-style JSON-RPC on this "
-                    "port (cookie in DATADIR/regtest-rpc/.cookie)")
-    tp.add_argument("--regtest-zmq-hashblock", default=None,
-                    help="regtest source with --regtest-rpc-port: publish ZMQ hashblock here")
-    tp.set_defaults(func=cmd_tp)
+                        description="Serve Stratum V2 templates over Noise. Flags follow sv2-tp's "
+                        "(a table: docs/operator-guide.md); every flag can also be set in "
+                        "sv2ffi.conf, where sv2-tp's names work too. The command line wins.",
+                        formatter_class=HelpFormatter)
+    tp.add_argument("--version", action="version", version=version_text())
+    g = tp.add_argument_group("configuration and files")
+    g.add_argument("--conf", metavar="FILE", help="configuration file of key=value lines "
+                   "(default: DATADIR/sv2ffi.conf when it exists; 0 = read none)")
+    g.add_argument("--datadir", metavar="DIR", help="data directory root; keys (0600) and "
+                   "solved blocks go in DIR/<chain>/, like Bitcoin Core (default: ~/.sv2ffi, "
+                   "created; a DIR given here must exist)")
+    g.add_argument("--chain", type=options.chain, default=None,
+                   help="main, test (testnet3), testnet4, signet, regtest (default: regtest for "
+                   "the built-in chain; with --source rpc, whatever the node runs, and a node on "
+                   "another chain than a given --chain is refused)")
+    g = tp.add_argument_group("SV2 listener")
+    g.add_argument("--sv2-bind", type=options.bind_address, default="127.0.0.1",
+                   metavar="ADDR[:PORT]", help="address to listen on: ADDR, ADDR:PORT or "
+                   "[IPv6]:PORT; a port here wins over --sv2-port. Loopback by default: "
+                   "expose deliberately")
+    g.add_argument("--sv2-port", type=options.port, default=None, metavar="PORT",
+                   help="port (default per chain: 8442 main, 18442 testnet3, 48442 testnet4, "
+                   "38442 signet, 18447 regtest; 0 = any free port)")
+    g.add_argument("--template-interval", type=options.nonnegative_seconds, default=5.0,
+                   metavar="SECONDS", help="minimum seconds between fee-driven updates (new "
+                   "tips never wait)")
+    g.add_argument("--fee-delta", type=options.nonnegative_int, default=1000, metavar="SAT",
+                   help="sat the fees must rise by for an update")
+    g.add_argument("--max-clients", type=options.positive_int, default=100, metavar="N",
+                   help="connections served at once")
+    g = tp.add_argument_group("template source")
+    g.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
+                   help="regtest: the built-in in-memory test/demo chain; rpc: bitcoind")
+    g.add_argument("--rpc-url", metavar="URL", help="bitcoind JSON-RPC URL (default "
+                   "http://127.0.0.1:<chain's RPC port>/)")
+    g.add_argument("--rpc-user", metavar="USER", help="JSON-RPC user (default: none, use the "
+                   "cookie file)")
+    g.add_argument("--rpc-password-file", metavar="FILE", help="file holding the JSON-RPC "
+                   f"password (default: ${RPC_PASSWORD_ENV} if set)")
+    g.add_argument("--rpc-password", metavar="PASSWORD", help="JSON-RPC password (default: "
+                   "none). Visible to every user in `ps`: prefer --rpc-password-file, "
+                   f"${RPC_PASSWORD_ENV} or sv2ffi.conf")
+    g.add_argument("--rpc-cookie-file", metavar="FILE", help="bitcoind's .cookie (default "
+                   "~/.bitcoin/<chain>/.cookie when no user/password is given)")
+    g.add_argument("--zmq-hashblock", metavar="ENDPOINT", help="bitcoind's -zmqpubhashblock "
+                   "endpoint, e.g. tcp://127.0.0.1:28332 (default: long-poll getblocktemplate)")
+    g = tp.add_argument_group("logging and metrics")
+    g.add_argument("--log-level", type=options.log_level, metavar="LEVEL",
+                   help="debug, info, warning, error (default: $SV2FFI_LOG_LEVEL, else info)")
+    g.add_argument("--metrics-bind", type=options.metrics_address, metavar="[ADDR:]PORT",
+                   help="serve Prometheus metrics over HTTP at /metrics on PORT (127.0.0.1 "
+                   "unless ADDR is given) (default: off)")
+    g = tp.add_argument_group("built-in regtest chain (--source regtest)")
+    g.add_argument("--mempool-interval", type=options.nonnegative_seconds, default=2.0,
+                   metavar="SECONDS", help="seconds between new demo mempool transactions "
+                   "(0 = none)")
+    g.add_argument("--regtest-rpc-port", type=options.port, default=None, metavar="PORT",
+                   help="also serve the chain's bitcoind-style JSON-RPC on this port, cookie "
+                   "in DATADIR/regtest/regtest-rpc/.cookie (default: off)")
+    g.add_argument("--regtest-zmq-hashblock", default=None, metavar="ENDPOINT",
+                   help="with --regtest-rpc-port: publish ZMQ hashblock here (default: off)")
+    tp.set_defaults(func=cmd_tp, tp_parser=tp)
 
     cl = sub.add_parser("client", help="a Template Distribution client over Noise "
-                        "(prints templates; --mine mines regtest templates)")
-    cl.add_argument("--host", default="127.0.0.1")
-    cl.add_argument("--port", type=int, default=18447)
+                        "(prints templates; --mine mines regtest templates)",
+                        formatter_class=HelpFormatter)
+    cl.add_argument("--host", default="127.0.0.1", help="the TP's address")
+    cl.add_argument("--port", type=options.port, default=18447, help="the TP's port")
     cl.add_argument("--authority-pubkey", help="TP authority key (base58check); verifies the "
-                    "TP's certificate")
+                    "TP's certificate (default: none, the signature is not checked)")
     cl.add_argument("--max-additional-size", type=int, default=1000,
                     help="CoinbaseOutputConstraints: bytes of coinbase outputs we add")
     cl.add_argument("--max-additional-sigops", type=int, default=100,
@@ -310,24 +371,36 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--request-tx-data", action="store_true",
                     help="RequestTransactionData for every active template")
     cl.add_argument("--mine", action="store_true", help="CPU-mine (regtest) and SubmitSolution")
-    cl.add_argument("--blocks", type=int, default=0, help="with --mine: exit after N blocks")
+    cl.add_argument("--blocks", type=int, default=0,
+                    help="with --mine: exit after N blocks (default: 0 = never)")
     cl.add_argument("--interval", type=float, default=1.0,
                     help="with --mine: seconds to wait on each tip before mining it")
-    cl.add_argument("--payout-address", help="with --mine: regtest bech32 payout address")
+    cl.add_argument("--payout-address", help="with --mine: regtest bech32 payout address "
+                    "(default: an anyone-can-spend P2WSH output)")
     cl.add_argument("--timeout", type=float, default=120.0,
                     help="exit if no message arrives for this long")
     cl.set_defaults(func=cmd_client)
 
     kg = sub.add_parser("keygen", help="write an authority key pair and a static key (0600) "
-                        "and print the authority public key")
-    kg.add_argument("--datadir", required=True, help="directory for sv2_authority_key, "
-                    "sv2_authority_key.pub and sv2_static_key")
+                        "and print the authority public key", formatter_class=HelpFormatter,
+                        description="Keys go where `sv2ffi tp` with the same --datadir and "
+                        "--chain reads them: DATADIR/<chain>/sv2_authority_key, "
+                        "sv2_authority_key.pub and sv2_static_key.")
+    kg.add_argument("--datadir", metavar="DIR", help="data directory root (default: "
+                    "~/.sv2ffi, created; a DIR given here must exist)")
+    kg.add_argument("--chain", type=options.chain, default="regtest",
+                    help="the chain whose subdirectory gets the keys")
+    kg.add_argument("--import-sv2tp", metavar="PATH", help="convert sv2-tp's binary key "
+                    "files instead of making new keys: its sv2_authority_key file, or the "
+                    "directory holding it (its sv2_static_key is converted too) (default: "
+                    "make new keys)")
     kg.add_argument("--force", action="store_true", help="replace existing keys")
     kg.set_defaults(func=cmd_keygen)
 
-    pp = sub.add_parser("ping-pong", help="ping-pong example server or client, plain or Noise")
+    pp = sub.add_parser("ping-pong", help="ping-pong example server or client, plain or Noise",
+                        formatter_class=HelpFormatter)
     pp.add_argument("role", choices=("server", "client"))
-    pp.add_argument("--host", default="127.0.0.1")
+    pp.add_argument("--host", default="127.0.0.1", help="address to listen on / connect to")
     pp.add_argument("--port", type=int, default=None,
                     help="server: port to listen on (default 0 = any free port); client: required")
     pp.add_argument("--noise", action="store_true", help="encrypt with Noise NX")
@@ -335,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "fresh keys in memory")
     pp.add_argument("--clients", type=int, default=0,
                     help="server: exit after this many clients finished (default 0 = never)")
-    pp.add_argument("--authority-pubkey", help="client: the server's authority key (base58check)")
+    pp.add_argument("--authority-pubkey", help="client: the server's authority key "
+                    "(base58check; default: none, the signature is not checked)")
     pp.add_argument("--count", type=int, default=3, help="client: number of pings")
     pp.add_argument("--timeout", type=float, default=10, help="client: seconds per wait")
     pp.set_defaults(func=cmd_ping_pong)
@@ -343,9 +417,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    hint = _sv2tp_spelling(parser, argv)
+    if hint:
+        return _fail(hint)
     args = parser.parse_args(argv)
+    args.argv = argv
     return args.func(args)
+
+
+def _sv2tp_spelling(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """A hint for the first sv2-tp-style option (``-sv2port=8442``), instead of argparse's
+    top-level usage, which would not tell an sv2-tp user what to type."""
+    ours = {opt for action in parser._actions for opt in action.option_strings}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sp in action.choices.values():
+                ours |= {opt for a in sp._actions for opt in a.option_strings}
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("-") and token.split("=", 1)[0] not in ours:
+            hint = options.sv2tp_hint(token, ours)
+            if hint:
+                return hint
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

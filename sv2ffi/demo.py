@@ -18,6 +18,7 @@ from typing import TextIO
 
 from . import bitcoin as btc
 from .client import TdpClient
+from .examples.pingpong import memory_keys
 from .messages import NewTemplate, RequestTransactionDataSuccess, SetNewPrevHash
 from .tp.core import TpConfig
 from .tp.server import TpService
@@ -46,7 +47,8 @@ def _nt(m: NewTemplate) -> str:
 async def _demo(say: _Transcript, datadir: str) -> bool:
     source = RegtestSource(mempool_interval=0, seed=2026, initial_txs=12)
     chain = source.chain
-    service = TpService(source, datadir=datadir,
+    # throwaway keys: the demo's datadir is temporary, so no pool could have pinned any
+    service = TpService(source, datadir=datadir, keys=memory_keys(),
                         config=TpConfig(template_interval=0.2, fee_delta=1000))
     say("chain", f"built-in regtest test/demo chain (in memory, not a node) at height "
                  f"{chain.height}, nBits 0x207fffff, halving every 150 blocks")

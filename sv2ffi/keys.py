@@ -12,6 +12,7 @@ the 64-byte encoding next to the secret key (``EllSwiftKey``), not just the secr
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from . import base58, errors
 from .durable import write_atomic
 
 Rng = Callable[[int], bytes]
+log = logging.getLogger("sv2ffi.keys")
 
 ELLSWIFT_SIZE = 64
 #: Version prefix of an authority public key in text form (U16 LE 1: bytes 01 00).
@@ -313,11 +315,66 @@ def write_key_file(path, keypair: Keypair) -> None:
 
 
 def read_key_file(path) -> Keypair:
-    text = Path(path).read_text(encoding="ascii", errors="replace").strip()
+    raw = Path(path).read_bytes()
+    if is_sv2tp_key_file(raw):
+        raise errors.KeyFormatError(
+            f"{path} is one of sv2-tp's binary key files, not sv2ffi's text form; convert "
+            f"it with `sv2ffi keygen --import-sv2tp {path}` (the authority key, and so the "
+            "public key pools pinned, stays the same)")
+    text = raw.decode("ascii", errors="replace").strip()
     try:
         return Keypair(decode_secret_key(text))
     except errors.KeyFormatError as e:
         raise type(e)(f"{path}: {e}") from None
+
+
+# ---- sv2-tp's key files ----------------------------------------------------------------
+#
+# sv2-tp (src/sv2/template_provider.cpp) keeps sv2_authority_key and sv2_static_key in its
+# network data directory, written as Bitcoin Core serializes a CKey (src/key.h,
+# CKey::Serialize): one byte "compressed" flag (1), then the 32 secret bytes, no length
+# prefix and no checksum: 33 bytes in all.
+
+SV2TP_KEY_SIZE = 33
+
+
+def is_sv2tp_key_file(raw: bytes) -> bool:
+    """Whether ``raw`` looks like sv2-tp's serialized CKey rather than base58 text."""
+    return len(raw) == SV2TP_KEY_SIZE and raw[0] in (0, 1)  # base58 text never starts so
+
+
+def parse_sv2tp_key(raw: bytes, name: str = "sv2-tp key file") -> Keypair:
+    """The secret in one of sv2-tp's key files; KeyFormatError/InvalidKeyError if it is not."""
+    if len(raw) != SV2TP_KEY_SIZE or raw[0] not in (0, 1):
+        raise errors.KeyLengthError(
+            f"{name}: not an sv2-tp key file (expected {SV2TP_KEY_SIZE} bytes: a flag byte 0 "
+            f"or 1 and a 32-byte secret; got {len(raw)} bytes"
+            + (f" starting with {raw[0]:#04x}" if raw else "") + ")")
+    try:
+        return Keypair(raw[1:])
+    except errors.KeyFormatError as e:
+        raise type(e)(f"{name}: {e}") from None
+
+
+def import_sv2tp_keys(source, datadir, *, overwrite: bool = False,
+                      rng: Rng | None = None) -> DatadirKeys:
+    """Convert sv2-tp's key files into ``datadir`` (text form, mode 0600).
+
+    ``source`` is sv2-tp's ``sv2_authority_key`` file, or the directory holding it.  Its
+    ``sv2_static_key`` is converted too when present beside it, else a new static key is
+    made (clients pin only the authority key; the static key is certified per handshake).
+    """
+    src = Path(source)
+    auth_path = src / AUTHORITY_KEY_FILE if src.is_dir() else src
+    static_path = auth_path.parent / STATIC_KEY_FILE
+    authority = parse_sv2tp_key(auth_path.read_bytes(), str(auth_path))
+    if static_path.is_file() and static_path != auth_path:
+        static = parse_sv2tp_key(static_path.read_bytes(), str(static_path))
+    else:
+        static = Keypair.generate(rng)
+    keys = DatadirKeys(authority, static)
+    _store_datadir_keys(Path(datadir), keys, overwrite)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -333,23 +390,34 @@ class DatadirKeys:
 def generate_datadir_keys(datadir, *, overwrite: bool = False, rng: Rng | None = None
                           ) -> DatadirKeys:
     """Create an authority key pair and a static key in ``datadir`` (files mode 0600)."""
-    d = Path(datadir)
+    keys = DatadirKeys(Keypair.generate(rng), Keypair.generate(rng))
+    _store_datadir_keys(Path(datadir), keys, overwrite)
+    return keys
+
+
+def _store_datadir_keys(d: Path, keys: DatadirKeys, overwrite: bool) -> None:
     d.mkdir(parents=True, exist_ok=True)
     paths = [d / AUTHORITY_KEY_FILE, d / STATIC_KEY_FILE]
     if not overwrite:
         existing = [p for p in paths if p.exists()]
         if existing:
             raise FileExistsError(f"{existing[0]} exists; refusing to overwrite a key")
-    keys = DatadirKeys(Keypair.generate(rng), Keypair.generate(rng))
     write_key_file(paths[0], keys.authority)
     write_key_file(paths[1], keys.static)
     _write_private(d / AUTHORITY_PUBKEY_FILE, keys.authority_pubkey_text + "\n")
-    return keys
 
 
 def load_datadir_keys(datadir, *, create: bool = True) -> DatadirKeys:
-    """The keys a server keeps across restarts (so clients can pin its authority key)."""
+    """The keys a server keeps across restarts (so clients can pin its authority key).
+
+    A newly created authority key is logged at WARNING with its public key: every pool
+    that pinned the previous one will refuse this server until its configuration changes,
+    so a key appearing unexpectedly must be visible in the log.
+    """
     d = Path(datadir)
     if create and not (d / AUTHORITY_KEY_FILE).exists() and not (d / STATIC_KEY_FILE).exists():
-        return generate_datadir_keys(d)
+        keys = generate_datadir_keys(d)
+        log.warning("created a NEW authority key in %s; its public key (what pools and JDCs "
+                    "pin) is %s", d, keys.authority_pubkey_text)
+        return keys
     return DatadirKeys(read_key_file(d / AUTHORITY_KEY_FILE), read_key_file(d / STATIC_KEY_FILE))

@@ -40,19 +40,44 @@ def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+def fresh_clone(dest: Path) -> Path:
+    """The repository's files copied to ``dest``, then made read-only (as a checkout on a
+    read-only mount or owned by another user): a wheel must build without writing there."""
+    for rel in repository_files():
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, path)
+    set_writable(dest, False)
+    return dest
+
+
+def set_writable(tree: Path, writable: bool) -> None:
+    for p in [tree, *tree.rglob("*")]:
+        mode = p.stat().st_mode
+        p.chmod(mode | 0o200 if writable else mode & ~0o222)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     base = tmp_path_factory.mktemp("install")
-    src = base / "src"
-    for rel in repository_files():
-        dest = src / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest)
+    src = fresh_clone(base / "src")
     venv = base / "venv"
     python = getattr(sys, "_base_executable", sys.executable)
     sh([python, "-m", "venv", str(venv)])
-    sh([str(venv / "bin" / "pip"), "install", "--quiet", str(src)], cwd=base)
-    return base, venv
+    # the C build must succeed here: no silent fallback to a pure-Python install
+    sh([str(venv / "bin" / "pip"), "install", "--quiet", str(src)], cwd=base,
+       env={**os.environ, "SV2FFI_REQUIRE_LIBSV2": "1"})
+    yield base, venv
+    set_writable(src, True)
+
+
+def test_installed_package_has_license_and_type_marker(installed):
+    base, venv = installed
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert (site / "sv2ffi" / "py.typed").is_file()
+    licenses = list(site.glob("sv2ffi-*.dist-info/licenses/LICENSE"))
+    assert licenses and "MIT License" in licenses[0].read_text()
+    assert not (site / "sv2ffi" / "_build_status.py").exists()  # the C build did not fail
 
 
 def check_samples(output: str) -> None:
@@ -94,9 +119,15 @@ def test_interop_from_the_installed_package(installed):
     if not shutil.which("g++"):
         pytest.skip("g++ not installed")
     base, venv = installed
-    proc = sh([str(venv / "bin" / "sv2ffi"), "interop", "--build-dir", str(base / "interop")],
-              cwd=base)
+    cwd = base / "read-only-cwd"
+    cwd.mkdir(exist_ok=True)
+    cwd.chmod(0o555)
+    cache = base / "cache"
+    proc = sh([str(venv / "bin" / "sv2ffi"), "interop"], cwd=cwd,
+              env={**os.environ, "XDG_CACHE_HOME": str(cache)})
     from sv2ffi.capi.interop import EXAMPLES
 
     assert f"{len(EXAMPLES)} passed, 0 failed" in proc.stdout
     assert "against " + str(venv) in proc.stdout
+    assert f" in {cache}/sv2ffi/interop-" in proc.stdout  # the cache, not the current dir
+    assert not any(cwd.iterdir())

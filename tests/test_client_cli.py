@@ -98,7 +98,7 @@ def test_tp_and_client_processes_mine_blocks(tmp_path):
     finally:
         err = tp.stop()
     assert tp.p.returncode == 0, err
-    assert len(list((tmp_path / "solved-blocks").glob("*.blk"))) == 2
+    assert len(list((tmp_path / "regtest" / "solved-blocks").glob("*.blk"))) == 2
     # one status line per template: id, fees, tx count, build time, clients
     assert re.search(r"template id=\d+ height=\d+ fees=\d+ sat txs=\d+ build=[\d.]+ms clients=\d+",
                      err), err
@@ -108,6 +108,8 @@ def test_tp_and_client_processes_mine_blocks(tmp_path):
 def test_tp_rpc_source_against_the_built_in_chain_endpoint(tmp_path):
     node_port, rpc_port, tp_port = free_port(), free_port(), free_port()
     zmq = f"tcp://127.0.0.1:{free_port()}"
+    (tmp_path / "node").mkdir()
+    (tmp_path / "tp").mkdir()
     node = Proc(["tp", "--sv2-port", str(node_port), "--datadir", str(tmp_path / "node"),
                  "--regtest-rpc-port", str(rpc_port), "--regtest-zmq-hashblock", zmq,
                  "--log-level", "warning"])
@@ -127,7 +129,7 @@ def test_tp_rpc_source_against_the_built_in_chain_endpoint(tmp_path):
     finally:
         err = tp.stop() if tp else ""
         node.stop()
-    assert len(list((tmp_path / "tp" / "solved-blocks").glob("*.blk"))) == 3
+    assert len(list((tmp_path / "tp" / "regtest" / "solved-blocks").glob("*.blk"))) == 3
     assert "accepted by the rpc source" in err, err
 
 

@@ -42,6 +42,9 @@ def test_a_wrong_field_from_cpp_is_a_mismatch(examples):
         asyncio.run(interop.run_template_provider(examples["template_provider"],
                                                   interop.Transcript(lines.append),
                                                   "--corrupt-target"))
+    # the failed run still shows what the C++ side printed, from its first line on
+    at = next(i for i, ln in enumerate(lines) if "template_provider output (exit code" in ln)
+    assert any(ln.startswith("    c++ | listening ") for ln in lines[at:]), lines[at:]
 
 
 def test_only_filter_runs_one_example_and_reports_it(examples, capsys):

@@ -166,16 +166,93 @@ def test_datadir_keys(tmp_path):
         made.authority_pubkey_text
 
 
+def keygen(*argv):
+    return subprocess.run([sys.executable, "-m", "sv2ffi", "keygen", *argv],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_cli_keygen(tmp_path):
-    d = tmp_path / "data"
-    run = subprocess.run([sys.executable, "-m", "sv2ffi", "keygen", "--datadir", str(d)],
-                         capture_output=True, text=True, timeout=60)
+    """Keys go where `sv2ffi tp --datadir D --chain C` reads them: D/<chain>/."""
+    run = keygen("--datadir", str(tmp_path), "--chain", "signet")
     assert run.returncode == 0, run.stderr
+    d = tmp_path / "signet"
     printed = run.stdout.strip().splitlines()[-1]
     loaded = keys.load_datadir_keys(d, create=False)
     assert printed == keys.encode_authority_pubkey(loaded.authority.xonly)
     assert mode(d / keys.STATIC_KEY_FILE) == 0o600
-    again = subprocess.run([sys.executable, "-m", "sv2ffi", "keygen", "--datadir", str(d)],
-                           capture_output=True, text=True, timeout=60)
+    assert str(d) in run.stderr
+    again = keygen("--datadir", str(tmp_path), "--chain", "signet")
     assert again.returncode == 2 and "exists" in again.stderr
     assert keys.load_datadir_keys(d, create=False) == loaded  # not overwritten
+
+
+def test_new_authority_key_is_logged_at_warning_with_its_public_key(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="sv2ffi.keys"):
+        made = keys.load_datadir_keys(tmp_path / "k")
+    assert any(r.levelname == "WARNING" and made.authority_pubkey_text in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sv2ffi.keys"):
+        assert keys.load_datadir_keys(tmp_path / "k") == made  # existing keys: no warning
+    assert not caplog.records
+
+
+# sv2-tp's key files (stratum-mining/sv2-tp src/sv2/template_provider.cpp writes
+# `AutoFile << CKey` to <datadir>/<net>/sv2_authority_key and sv2_static_key; src/key.h
+# CKey::Serialize writes the compressed flag, then the 32 secret bytes, no length prefix).
+SV2TP_AUTHORITY = bytes(range(1, 33))
+SV2TP_STATIC = bytes(range(101, 133))
+
+
+def write_sv2tp_files(d):
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "sv2_authority_key").write_bytes(b"\x01" + SV2TP_AUTHORITY)
+    (d / "sv2_static_key").write_bytes(b"\x01" + SV2TP_STATIC)
+    return keys.encode_authority_pubkey(keys.Keypair(SV2TP_AUTHORITY).xonly)
+
+
+def test_import_sv2tp_directory_keeps_both_keys(tmp_path):
+    pinned = write_sv2tp_files(tmp_path / "bitcoin" / "signet")
+    run = keygen("--datadir", str(tmp_path), "--chain", "signet", "--import-sv2tp",
+                 str(tmp_path / "bitcoin" / "signet"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == pinned  # the key pools pinned, unchanged
+    loaded = keys.load_datadir_keys(tmp_path / "signet", create=False)
+    assert loaded.authority.secret == SV2TP_AUTHORITY and loaded.static.secret == SV2TP_STATIC
+    for name in (keys.AUTHORITY_KEY_FILE, keys.STATIC_KEY_FILE, keys.AUTHORITY_PUBKEY_FILE):
+        assert mode(tmp_path / "signet" / name) == 0o600
+
+
+def test_import_sv2tp_authority_file_alone(tmp_path):
+    src = tmp_path / "copy"
+    src.mkdir()
+    (src / "auth.bin").write_bytes(b"\x01" + SV2TP_AUTHORITY)
+    made = keys.import_sv2tp_keys(src / "auth.bin", tmp_path / "out")
+    assert made.authority.secret == SV2TP_AUTHORITY
+    assert made.static.secret != SV2TP_AUTHORITY  # a fresh static key
+    with pytest.raises(FileExistsError):
+        keys.import_sv2tp_keys(src / "auth.bin", tmp_path / "out")
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"\x01" + bytes(31), "expected 33 bytes"),
+    (b"\x07" + SV2TP_AUTHORITY, "0x07"),
+    (b"\x01" + bytes(32), "0 or not below the curve order"),
+    (b"mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n\n", "not an sv2-tp key file"),
+])
+def test_import_sv2tp_refuses_what_is_not_an_sv2tp_key(tmp_path, raw, words):
+    (tmp_path / "k").write_bytes(raw)
+    run = keygen("--datadir", str(tmp_path), "--import-sv2tp", str(tmp_path / "k"))
+    assert run.returncode == 2 and words in run.stderr, run.stderr
+    assert not (tmp_path / "regtest" / keys.AUTHORITY_KEY_FILE).exists()
+
+
+def test_sv2tp_files_copied_into_the_datadir_are_recognised(tmp_path):
+    """Starting on sv2-tp's binary files says how to convert them; nothing is replaced."""
+    write_sv2tp_files(tmp_path / "regtest")
+    with pytest.raises(errors.KeyFormatError, match="--import-sv2tp"):
+        keys.load_datadir_keys(tmp_path / "regtest")
+    run = subprocess.run([sys.executable, "-m", "sv2ffi", "tp", "--datadir", str(tmp_path),
+                          "--sv2-port", "0"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "sv2ffi keygen --import-sv2tp" in run.stderr, run.stderr
+    assert (tmp_path / "regtest" / "sv2_authority_key").read_bytes()[1:] == SV2TP_AUTHORITY

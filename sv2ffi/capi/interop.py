@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import bitcoin, errors
+from . import devbuild
 from ..messages import (CoinbaseOutputConstraints, Message, NewTemplate, RequestTransactionData,
                         RequestTransactionDataError, RequestTransactionDataSuccess,
                         SetNewPrevHash, SetupConnection, SetupConnectionError,
@@ -155,11 +156,17 @@ async def refused_setup(stream, t: Transcript, setup: SetupConnection, code: str
 
 
 class Example:
-    """A running example program: its first lines, then its transcript."""
+    """A running example program: its first lines, then its transcript.
+
+    Its output (stdout and stderr, merged) always ends up in the transcript: ``finish``
+    prints it after a normal exit, ``stop`` prints whatever was not printed yet when a
+    run fails, so a failure never hides what the C++ side said."""
 
     def __init__(self, proc: asyncio.subprocess.Process, name: str):
         self.proc = proc
         self.name = name
+        self.seen: list[str] = []  # lines consumed by line() before finish()
+        self.printed = False
 
     @classmethod
     async def start(cls, binary: Path, *args: str) -> "Example":
@@ -177,6 +184,7 @@ class Example:
             if not raw:
                 raise Mismatch(f"{self.name} exited before printing '{prefix}'")
             text = raw.decode(errors="replace").rstrip("\n")
+            self.seen.append(text)
             if text.startswith(prefix):
                 return text[len(prefix):].strip()
 
@@ -190,16 +198,25 @@ class Example:
             if expect_exit:
                 raise Mismatch(f"{self.name} did not exit within {TIMEOUT:.0f} s") from None
         text = out.decode(errors="replace")
+        self.printed = True
         for ln in text.splitlines():
             t.say(f"    c++ | {ln}")
         return self.proc.returncode, text
 
-    async def stop(self) -> None:
-        """Kill it if still running and reap it (no transport outlives the loop)."""
+    async def stop(self, t: Transcript | None = None) -> None:
+        """Kill it if still running and reap it (no transport outlives the loop); with a
+        transcript, print the output ``finish`` did not (a failed run)."""
         if self.proc.returncode is None:
             self.proc.kill()
-        with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
-            await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
+        out = b""
+        with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError, ValueError):
+            out, _ = await asyncio.wait_for(self.proc.communicate(), TIMEOUT)
+        if t is not None and not self.printed:
+            self.printed = True
+            lines = self.seen + (out or b"").decode(errors="replace").splitlines()
+            t.say(f"    {self.name} output ({'exit code ' + str(self.proc.returncode)}):")
+            for ln in lines or ["(nothing)"]:
+                t.say(f"    c++ | {ln}")
 
 
 async def run_template_provider(binary: Path, t: Transcript, *extra: str) -> None:
@@ -229,7 +246,7 @@ async def run_template_provider(binary: Path, t: Transcript, *extra: str) -> Non
         code, _ = await ex.finish(t)
         expect(code == 0, f"template_provider exited with {code}")
     finally:
-        await ex.stop()
+        await ex.stop(t)
 
 
 async def run_noise_server(binary: Path, t: Transcript) -> None:
@@ -251,7 +268,7 @@ async def run_noise_server(binary: Path, t: Transcript) -> None:
         code, _ = await ex.finish(t)
         expect(code == 0, f"noise_server exited with {code}")
     finally:
-        await ex.stop()
+        await ex.stop(t)
 
 
 def python_template() -> tuple[NewTemplate, SetNewPrevHash, RequestTransactionDataSuccess]:
@@ -307,7 +324,7 @@ async def run_noise_client(binary: Path, t: Transcript) -> None:
         try:
             code, text = await ex.finish(t)
         finally:
-            await ex.stop()
+            await ex.stop(t)
     finally:
         await server.close()
     if problems:
@@ -484,7 +501,6 @@ def build_examples(build_dir: Path | None, log: Callable[[str], None]) -> dict[s
     """Build libsv2 (from source when possible) and the examples as a standalone project
     consuming the installed library; return example name -> binary."""
     from .. import config
-    from . import devbuild
 
     root = devbuild.source_root()
     if root is not None:
@@ -495,14 +511,33 @@ def build_examples(build_dir: Path | None, log: Callable[[str], None]) -> dict[s
     else:
         inst = config.find()
         prefix, sources = inst.prefix, inst.prefix / "share" / "examples" / "cpp"
-        out = (build_dir or Path.cwd() / "sv2ffi-interop-build").resolve()
-    log(f"building examples/cpp as a standalone project against {prefix}")
-    subprocess.run(["cmake", "-S", str(sources), "-B", str(out), *devbuild.generator_args(),
-                    f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
-                   check=True, stdout=subprocess.DEVNULL, timeout=600)
-    subprocess.run(["cmake", "--build", str(out)], check=True, stdout=subprocess.DEVNULL,
-                   timeout=600)
+        out = (build_dir or cache_dir(prefix)).resolve()
+    log(f"building examples/cpp as a standalone project against {prefix} in {out}")
+    _cmake(["cmake", "-S", str(sources), "-B", str(out), *devbuild.generator_args(),
+            f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"])
+    _cmake(["cmake", "--build", str(out)])
     return {name: out / name for name in EXAMPLES}
+
+
+def cache_dir(prefix: Path) -> Path:
+    """Where an installed package builds the examples: the user's cache directory
+    ($XDG_CACHE_HOME/sv2ffi, else ~/.cache/sv2ffi), one build per installation, never the
+    current directory (which may be anything, read-only included)."""
+    import hashlib
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sv2ffi"
+    tag = hashlib.sha256(str(prefix).encode()).hexdigest()[:12]
+    return base / f"interop-{tag}"
+
+
+def _cmake(cmd: list[str]) -> None:
+    """Run CMake; on failure the error carries the tail of its output (compiler errors)."""
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=600)
+    if proc.returncode != 0:
+        raise devbuild.BuildError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                                  f"{proc.stdout[-6000:]}")
 
 
 async def run_all(binaries: dict[str, Path], t: Transcript, only: list[str] | None) -> None:

@@ -2,36 +2,40 @@
 
 Flags are named after sv2-tp's (``--sv2-bind``, ``--sv2-port``, ``--template-interval``,
 ``--fee-delta``, ...) so an operator's habits carry over; see docs/operator-guide.md.
+Settings come from the command line, then ``sv2ffi.conf`` (``config_file``), then the
+defaults; keys and solved blocks live in the data directory's per-network subdirectory
+(``sv2ffi.datadir``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Optional
 
 from .. import bitcoin as btc
+from ..datadir import DatadirError, conf_path, is_private, net_dir
 from ..errors import Sv2Error
+from .config_file import ConfigFileError, load, resolve
 from .core import TpConfig
+from .logs import setup_logging
+from .metrics import MetricsServer, TpMetrics
+from .options import format_host_port
 from .server import TpService
 
-LOG_ENV = "SV2FFI_LOG_LEVEL"
+RPC_PASSWORD_ENV = "SV2FFI_RPC_PASSWORD"
 log = logging.getLogger("sv2ffi.tp")
 
 
-def setup_logging(level: Optional[str]) -> None:
-    level = (level or os.environ.get(LOG_ENV) or "info").upper()
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-
-
-def default_datadir(chain: str) -> Path:
-    return Path.home() / ".sv2ffi" / chain
+class SettingsError(ValueError):
+    """The settings cannot be used (a message for the operator, exit code 2)."""
 
 
 def default_cookie_file(net: btc.Network) -> Path:
@@ -40,77 +44,190 @@ def default_cookie_file(net: btc.Network) -> Path:
     return Path.home() / ".bitcoin" / sub / ".cookie"
 
 
+# ---- settings: command line over sv2ffi.conf over defaults ----------------------------------
+
+
+def _explicit(parser: argparse.ArgumentParser, argv: list[str]) -> set:
+    """The dests the command line set (so the configuration file does not override them):
+    parse again into a namespace pre-filled with a marker, which argparse leaves alone for
+    options that were not given."""
+    unset = object()
+    ns = argparse.Namespace(**{a.dest: unset for a in parser._actions})
+    parser.parse_args(argv, namespace=ns)
+    return {k for k, v in vars(ns).items() if v is not unset}
+
+
+def _tp_argv(argv: list[str]) -> list[str]:
+    return argv[argv.index("tp") + 1:] if "tp" in argv else []
+
+
+def apply_config_file(args, warnings: list) -> Optional[Path]:
+    """Fill ``args`` from the configuration file where the command line said nothing;
+    return the file used (None if none)."""
+    parser = getattr(args, "tp_parser", None)
+    explicit = _explicit(parser, _tp_argv(getattr(args, "argv", []))) if parser else set()
+    if args.conf == "0":
+        return None
+    if args.conf is not None:
+        path = Path(args.conf).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"configuration file {path} does not exist")
+    else:
+        path = conf_path(args.datadir)
+        if not path.is_file():
+            return None
+    values = resolve(load(path), parser, chain=args.chain if "chain" in explicit else None,
+                     source=args.source if "source" in explicit else None,
+                     warn=warnings.append)
+    for dest, value in values.items():
+        if dest not in explicit:
+            setattr(args, dest, value)
+    if values.get("rpc_password") and is_private(path) is False:
+        warnings.append(f"{path} holds rpc-password but others can read it; "
+                        f"chmod 600 {path}")
+    return path
+
+
+def rpc_password(args) -> Optional[str]:
+    """--rpc-password-file, else --rpc-password, else $SV2FFI_RPC_PASSWORD."""
+    if args.rpc_password_file:
+        if args.rpc_password:
+            raise SettingsError("give --rpc-password-file or --rpc-password, not both")
+        p = Path(args.rpc_password_file).expanduser()
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SettingsError(f"cannot read the RPC password file {p}: "
+                                f"{e.strerror or e}") from None
+        password = text.rstrip("\r\n")
+        if not password:
+            raise SettingsError(f"the RPC password file {p} is empty")
+        return password
+    return args.rpc_password or os.environ.get(RPC_PASSWORD_ENV) or None
+
+
 def build_source(args, net: btc.Network):
     if args.source == "regtest":
         if net.name != "regtest":
-            raise ValueError("--source regtest runs the built-in regtest test/demo chain; "
-                             "use --chain regtest (or --source rpc for a real node)")
+            raise SettingsError("--source regtest runs the built-in regtest test/demo chain; "
+                                "use --chain regtest (or --source rpc for a real node)")
         from .sources.regtest import RegtestSource
         return RegtestSource(mempool_interval=args.mempool_interval, initial_txs=20)
     from .sources.rpc import RpcSource
     url = args.rpc_url or f"http://127.0.0.1:{net.rpc_port}/"
+    password = rpc_password(args)
     cookie = args.rpc_cookie_file
-    if cookie is None and (args.rpc_user is None or args.rpc_password is None):
+    if cookie is None and (args.rpc_user is None or password is None):
         cookie = default_cookie_file(net)
-    return RpcSource(url, network=net, user=args.rpc_user, password=args.rpc_password,
+    return RpcSource(url, network=net, user=args.rpc_user, password=password,
                      cookie_file=cookie, zmq_hashblock=args.zmq_hashblock)
 
 
-async def serve_tp(args) -> int:
-    if args.chain is None and args.source == "rpc":
-        # like bitcoin-cli without -chain: the mainnet RPC port and cookie unless told
-        # otherwise, then serve whatever chain that node runs
-        source = build_source(args, btc.NETWORKS["main"])
-        net = await source.learn_network()
-    else:
-        net = btc.network(args.chain or "regtest")
-        source = build_source(args, net)
-    datadir = Path(args.datadir) if args.datadir else default_datadir(net.name)
+# ---- running ------------------------------------------------------------------------------------
+
+
+async def learn_chain(args) -> str:
+    """``--source rpc`` without ``--chain``: the chain the node runs.  Like bitcoin-cli
+    without -chain, the mainnet RPC port and cookie are the defaults for reaching it."""
+    source = build_source(args, btc.NETWORKS["main"])
+    try:
+        return (await source.learn_network()).name
+    finally:
+        await source.stop()
+
+
+async def serve_tp(args, datadir: Path) -> int:
+    net = btc.network(args.chain)
+    source = build_source(args, net)
     config = TpConfig(network=net, fee_delta=args.fee_delta,
                       template_interval=args.template_interval, max_clients=args.max_clients)
-    port = net.sv2_port if args.sv2_port is None else args.sv2_port
-    service = TpService(source, config=config, host=args.sv2_bind, port=port, datadir=datadir)
-    rpc_server = None
+    host, bind_port = args.sv2_bind
+    port = bind_port if bind_port is not None else (
+        net.sv2_port if args.sv2_port is None else args.sv2_port)
+    metrics = TpMetrics()
+    service = TpService(source, config=config, host=host, port=port, datadir=datadir,
+                        metrics=metrics)
+    rpc_server = metrics_server = None
     if args.source == "regtest" and args.regtest_rpc_port is not None:
         from .regtest_rpc import RegtestRpcServer
-        rpc_server = RegtestRpcServer(source.chain, host=args.sv2_bind,
-                                      port=args.regtest_rpc_port,
+        rpc_server = RegtestRpcServer(source.chain, host=host, port=args.regtest_rpc_port,
                                       cookie_file=datadir / "regtest-rpc" / ".cookie",
                                       zmq_endpoint=args.regtest_zmq_hashblock)
     stop = asyncio.Event()
+    why = ["stopped"]
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():  # signals reach only that one
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, lambda s=sig: (why.__setitem__(0, s.name), stop.set()))
+    started = time.monotonic()
     await service.start()
     try:
         if rpc_server is not None:
             await rpc_server.start()
-        print(f"sv2ffi tp: {net.name}, listening on {args.sv2_bind}:{service.port} "
+        if args.metrics_bind is not None:
+            metrics_server = MetricsServer(metrics, *args.metrics_bind, loop=loop)
+        print(f"sv2ffi tp: {net.name}, listening on {format_host_port(host, service.port)} "
               f"(Noise), datadir {datadir}", flush=True)
         print(f"authority public key: {service.authority_pubkey}", flush=True)
+        if metrics_server is not None:
+            print(f"metrics: {metrics_server.url}", flush=True)
         if rpc_server is not None:
+            zmq = rpc_server.zmq_endpoint
             print(f"built-in chain JSON-RPC: {rpc_server.url} cookie {rpc_server.cookie_file}"
-                  + (f" zmq hashblock {rpc_server.zmq_endpoint}" if rpc_server.zmq_endpoint else ""),
-                  flush=True)
+                  + (f" zmq hashblock {zmq}" if zmq else ""), flush=True)
         stopped = asyncio.ensure_future(stop.wait())
         failed = asyncio.ensure_future(service.failed.wait())
         await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
         for f in (stopped, failed):
             f.cancel()
         if service.fatal is not None:
+            why[0] = "the template source failed"
             raise service.fatal
     finally:
+        log.info("shutting down (%s): %d clients connected", why[0], metrics.active_clients)
+        if metrics_server is not None:
+            metrics_server.close()
         if rpc_server is not None:
             await rpc_server.stop()
         await service.stop()
+        accepted = sum(1 for _sol, _path, result in service.solutions if result is None)
+        log.info("stopped after %.0f s: %d clients served, %d blocks submitted (%d accepted)",
+                 time.monotonic() - started, metrics.clients_served, len(service.solutions),
+                 accepted)
     return 0
 
 
 def run_tp(args) -> int:
-    setup_logging(args.log_level)
+    warnings: list = []
     try:
-        return asyncio.run(serve_tp(args))
+        conf = apply_config_file(args, warnings)
+        if args.chain is None and args.source != "rpc":
+            args.chain = "regtest"
+        if args.chain is not None:
+            datadir = net_dir(args.datadir, args.chain)
+    except (ConfigFileError, DatadirError, SettingsError) as e:
+        print(f"sv2ffi tp: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"sv2ffi tp: {e.filename or 'data directory'}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    if conf is not None:
+        log.info("configuration file %s", conf)
+    for w in warnings:
+        log.warning("%s", w)
+    if "--rpc-password" in getattr(args, "argv", ()) or any(
+            a.startswith("--rpc-password=") for a in getattr(args, "argv", ())):
+        log.warning("--rpc-password is visible to every user of this machine (ps); prefer "
+                    "--rpc-password-file, $%s or sv2ffi.conf", RPC_PASSWORD_ENV)
+    try:
+        if args.chain is None:
+            args.chain = asyncio.run(learn_chain(args))
+            datadir = net_dir(args.datadir, args.chain)
+        return asyncio.run(serve_tp(args, datadir))
+    except (ConfigFileError, DatadirError, SettingsError) as e:
+        print(f"sv2ffi tp: {e}", file=sys.stderr)
+        return 2
     except (ValueError, Sv2Error, OSError) as e:
         print(f"sv2ffi tp: {e}", file=sys.stderr)
         return 2

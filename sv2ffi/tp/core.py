@@ -64,7 +64,8 @@ DEFAULT_VERSION = 0x20000000
 
 @dataclass
 class TpConfig:
-    """Policy knobs; names follow sv2-tp's options where one exists."""
+    """Policy knobs; names follow sv2-tp's options where one exists.  Checked when a
+    ``TpService`` is built (``service_config.check_tp_config``)."""
 
     network: btc.Network = field(default_factory=lambda: btc.NETWORKS["regtest"])
     fee_delta: int = 1000  #: sat a fee-driven update must add (-sv2feedelta)
@@ -81,16 +82,6 @@ class TpConfig:
     constraints_rate: float = 0.1
     constraints_burst: int = 4
     tombstone_limit: int = 100_000  #: ids remembered as stale after their data is dropped
-
-    def __post_init__(self):
-        for name in ("fee_delta", "template_interval", "stale_grace", "msg_rate", "tx_data_rate",
-                     "constraints_rate"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"TpConfig.{name} must not be negative")
-        for name in ("max_clients", "msg_burst", "tx_data_burst", "constraints_burst",
-                     "block_max_weight"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TpConfig.{name} must be at least 1")
 
 
 @dataclass(frozen=True)

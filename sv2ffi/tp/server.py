@@ -26,6 +26,8 @@ from ..messages import SetupConnectionError
 from ..schema import ERROR_CODES
 from ..keys import DatadirKeys, load_datadir_keys
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
+from .metrics import TpMetrics
+from .service_config import check_service_args
 from .sources import Source
 from .storage import save_block
 from .template import BlockTemplate
@@ -55,7 +57,11 @@ class TpService:
                  host: str = "127.0.0.1", port: int = 0, datadir=None,
                  keys: Optional[DatadirKeys] = None, tick_interval: float = 0.1,
                  handshake_timeout: float = 10.0, setup_timeout: float = 30.0,
-                 max_queue: int = 4096):
+                 max_queue: int = 4096, metrics: Optional[TpMetrics] = None):
+        check_service_args(source, config, host, port, datadir, keys, tick_interval,
+                           handshake_timeout, setup_timeout, max_queue)
+        self.metrics = metrics if metrics is not None else TpMetrics()
+        self.metrics.service = self
         self.source = source
         self.core = TemplateProviderCore(config or TpConfig())
         self.config = self.core.config
@@ -91,11 +97,7 @@ class TpService:
 
     async def start(self) -> None:
         if self.keys is None:
-            if self.datadir is None:
-                raise ValueError("a datadir (for the keys and solved blocks) or keys is needed")
             self.keys = await asyncio.to_thread(load_datadir_keys, self.datadir, create=True)
-        if self.datadir is None:
-            raise ValueError("a datadir for solved blocks is needed")
         keys = self.keys
         self.failed = asyncio.Event()
 
@@ -138,7 +140,14 @@ class TpService:
 
     def on_tip(self, tip: TipInfo, *, reorg: bool = False) -> None:
         if not self._stopping:
-            self._dispatch(self.core.new_tip(tip, time.monotonic(), reorg=reorg))
+            self._new_tip(tip, reorg)
+
+    def _new_tip(self, tip: TipInfo, reorg: bool) -> None:
+        before = self.core.tip
+        eff = self.core.new_tip(tip, time.monotonic(), reorg=reorg)
+        if self.core.tip is not before:  # not a late notification of an older block
+            self.metrics.on_new_tip(tip, eff)
+        self._dispatch(eff)
 
     def is_newer(self, prev_hash: bytes, height: int) -> bool:
         return self.core.is_newer(prev_hash, height)
@@ -153,9 +162,8 @@ class TpService:
         if self._stopping:
             return
         if reorg or self.core.is_new_tip(tpl):
-            self._dispatch(self.core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits,
-                                                     tpl.time, tpl.min_time), time.monotonic(),
-                                             reorg=reorg))
+            self._new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time, tpl.min_time),
+                          reorg)
         self._pending_template, self._pending_reorg = tpl, reorg
         if not self._template_scheduled:
             self._template_scheduled = True
@@ -196,7 +204,9 @@ class TpService:
                     msg = await stream.recv()
                 else:  # a client must finish setting up promptly
                     msg = await asyncio.wait_for(stream.recv(), self.setup_timeout)
-                self._dispatch(core.receive(sid, msg, time.monotonic()))
+                eff = core.receive(sid, msg, time.monotonic())
+                self.metrics.on_client_message(sid, stream.peername, msg, eff)
+                self._dispatch(eff)
         except asyncio.TimeoutError:
             log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
                         stream.peername, self.setup_timeout)
@@ -223,6 +233,7 @@ class TpService:
                         type(e).__name__, e)
         finally:
             core.close_session(sid)
+            self.metrics.on_client_closed(sid)
             if peer.writer is not None and not peer.writer.done():
                 if peer.closing:  # let the writer flush e.g. SetupConnection.Error
                     try:
@@ -240,6 +251,7 @@ class TpService:
                 if msg is _CLOSE:
                     break
                 await stream.send(msg)
+                self.metrics.on_sent(peer.sid, msg)
         except (ConnectionClosed, Sv2Error, OSError):
             pass
         finally:
@@ -290,6 +302,7 @@ class TpService:
             log.info("block at height %d accepted by the %s source", sol.height, self.source.name)
         else:
             log.warning("block at height %d not accepted: %s", sol.height, result)
+        self.metrics.on_solution_result(sol, result)
         self.solutions.append((sol, path, result))
 
     @property

@@ -2,7 +2,8 @@
 
 A block that reaches the node only through memory is lost if the node or the TP crashes
 at the wrong moment; writing it first (fsync'd, atomically renamed) means a solved block
-can always be resubmitted by hand (``bitcoin-cli submitblock $(xxd -p -c0 FILE)``).
+can always be resubmitted by hand (``xxd -p FILE | tr -d '\\n' | bitcoin-cli -stdin
+submitblock``: through stdin, as a large block's hex exceeds an argument's size limit).
 """
 
 from __future__ import annotations

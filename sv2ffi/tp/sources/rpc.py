@@ -128,6 +128,8 @@ class RpcSource(Source):
         self._interner = TxInterner()
         self.reorgs = 0
         self.reconnects = 0
+        #: failed calls, read by the metrics: the node answered with an error, or did not
+        self.rpc_errors = {"reply": 0, "unreachable": 0}
         self.ibd_waits = 0
         self.fast_tips = 0
 
@@ -162,10 +164,12 @@ class RpcSource(Source):
                     raise RpcError("source stopped")
             return proxy(*params)
         except JSONRPCException as e:
+            self.rpc_errors["reply"] += 1
             raise RpcError(str(e.message), e.code) from None
         except (socket.timeout, TimeoutError) as e:
             raise RpcTimeout(f"{method} timed out") from e
         except (OSError, http.client.HTTPException, ValueError) as e:
+            self.rpc_errors["unreachable"] += 1
             raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") from None
         finally:
             with self._inflight_lock:
