@@ -72,6 +72,7 @@ class TpService:
         self._stopping = False
         self._pending_template: Optional[BlockTemplate] = None
         self._template_scheduled = False
+        self._constraints_seen: frozenset = frozenset()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -174,6 +175,7 @@ class TpService:
                 else:  # a client must finish setting up promptly
                     msg = await asyncio.wait_for(stream.recv(), self.setup_timeout)
                 self._dispatch(core.receive(sid, msg, time.monotonic()))
+                self._tell_constraints()
         except asyncio.TimeoutError:
             log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
                         stream.peername, self.setup_timeout)
@@ -184,6 +186,7 @@ class TpService:
                         type(e).__name__, e)
         finally:
             core.close_session(sid)
+            self._tell_constraints()
             if peer.writer is not None and not peer.writer.done():
                 if peer.closing:  # let the writer flush e.g. SetupConnection.Error
                     try:
@@ -229,6 +232,13 @@ class TpService:
             task = asyncio.get_running_loop().create_task(self._on_solution(sol))
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
+
+    def _tell_constraints(self) -> None:
+        """Source hook: the distinct client constraints, whenever that set changes."""
+        seen = frozenset(self.core.groups)
+        if seen != self._constraints_seen:
+            self._constraints_seen = seen
+            self.source.on_constraints(seen)
 
     def _close_peer(self, peer: _Peer) -> None:
         if not peer.closing:
