@@ -273,8 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--datadir", help="keys (0600) and solved blocks (default ~/.sv2ffi/CHAIN)")
     tp.add_argument("--chain", default="regtest",
                     help="main, test(net3), testnet4, signet, regtest (default regtest)")
-    tp.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
-                    help="regtest: the built-in in-memory test/demo chain (default); rpc: bitcoind")
+    tp.add_argument("--source", choices=("regtest", "rpc", "ipc"), default="regtest",
+                    help="regtest: the built-in in-memory test/demo chain (default); rpc: bitcoind "
+                    "JSON-RPC; ipc: bitcoin-node's Mining interface (-ipcbind=unix, Core v31+)")
+    tp.add_argument("--ipcconnect", default="unix", metavar="unix[:PATH]",
+                    help="ipc source, as sv2-tp's -ipcconnect: 'unix' is node.sock in the node's "
+                    "data directory for the chain, 'unix:PATH' a socket path (relative to that "
+                    "directory); default unix")
+    tp.add_argument("--bitcoin-datadir", help="ipc source: the node's -datadir (sv2-tp's "
+                    "-datadir; default ~/.bitcoin)")
     tp.add_argument("--rpc-url", help="bitcoind JSON-RPC URL (default http://127.0.0.1:<chain "
                     "rpc port>/)")
     tp.add_argument("--rpc-user", help="JSON-RPC user (or use --rpc-cookie-file)")

@@ -115,6 +115,7 @@ class CoreIpcDouble:
         self.submitted: list = []  # (method, accepted)
         self.destroyed = 0
         self.live_templates = 0
+        self._threads: dict = {}  # server threads by name, of the current connection
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -160,6 +161,8 @@ class CoreIpcDouble:
                     srv.close()
                 self._notify()
         finally:
+            servers.clear()
+            self._threads = {}
             self.chain.on_block.remove(self._notify)
             self.chain.on_mempool.remove(self._notify)
             ready.set()
@@ -218,7 +221,6 @@ class CoreIpcDouble:
                     return Mining()
 
         Mining = self._mining_class()
-        self._threads: dict = {}
         return Init()
 
     async def _on_thread(self, method: str, context):

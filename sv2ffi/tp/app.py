@@ -47,6 +47,10 @@ def build_source(args, net: btc.Network):
                              "use --chain regtest (or --source rpc for a real node)")
         from .sources.regtest import RegtestSource
         return RegtestSource(mempool_interval=args.mempool_interval, initial_txs=20)
+    if args.source == "ipc":
+        from .sources.ipc import IpcSource, socket_path
+        return IpcSource(socket_path(args.ipcconnect, net, args.bitcoin_datadir), network=net,
+                         fee_delta=args.fee_delta, template_interval=args.template_interval)
     from .sources.rpc import RpcSource
     url = args.rpc_url or f"http://127.0.0.1:{net.rpc_port}/"
     cookie = args.rpc_cookie_file
@@ -87,7 +91,15 @@ async def serve_tp(args) -> int:
             print(f"built-in chain JSON-RPC: {rpc_server.url} cookie {rpc_server.cookie_file}"
                   + (f" zmq hashblock {rpc_server.zmq_endpoint}" if rpc_server.zmq_endpoint else ""),
                   flush=True)
-        await stop.wait()
+        # a source that cannot serve this node at all (ipc: an unsupported Core version or
+        # another chain) ends the process; anything else is waited out by the source
+        fatal = getattr(source, "fatal", None)
+        waits = [asyncio.ensure_future(stop.wait())] + ([fatal] if fatal is not None else [])
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        waits[0].cancel()
+        if fatal is not None and fatal.done():
+            print(f"sv2ffi tp: {fatal.result()}", file=sys.stderr, flush=True)
+            return 2
     finally:
         if rpc_server is not None:
             await rpc_server.stop()

@@ -36,6 +36,7 @@ on its loop through ``call_soon_threadsafe``, in order.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -219,8 +220,8 @@ class IpcSource(Source):
 
     async def stop(self) -> None:
         self._running = False
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._stop is not None:
+            self._to_ipc(self._stop.set)
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
 
@@ -228,11 +229,19 @@ class IpcSource(Source):
         weight = max([self.min_reserved[0]] + [c.reserved_weight for c in constraints])
         sigops = max([self.min_reserved[1]] + [c.reserved_sigops_cost for c in constraints])
         res = (min(weight, btc.MAX_BLOCK_WEIGHT), min(sigops, btc.MAX_BLOCK_SIGOPS_COST))
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._set_reservation, res)
+        self._to_ipc(self._set_reservation, res)
+
+    def _to_ipc(self, fn, *args) -> None:
+        """Run ``fn`` on the IPC thread's loop, unless that thread has ended already."""
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # closed: the source ended (an unsupported node)
+                pass
 
     async def submit_block(self, block: bytes) -> Optional[str]:
-        if self._loop is None or not self._thread.is_alive():
+        if self._loop is None or self._loop.is_closed() or not self._thread.is_alive():
             return "the IPC source is not running"
         fut = asyncio.run_coroutine_threadsafe(self._submit(bytes(block)), self._loop)
         return await asyncio.wrap_future(fut)
@@ -269,6 +278,7 @@ class IpcSource(Source):
         self._started.set()
         async with capnp.kj_loop():
             await self._run()
+        gc.collect()
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep unless stopping."""
@@ -282,6 +292,7 @@ class IpcSource(Source):
         logged_wait = False
         while not self._stop.is_set():
             conn = None
+            failed = False
             try:
                 conn = await MiningConnection.open(self.socket_path)
                 await self._check_node(conn)
@@ -293,35 +304,47 @@ class IpcSource(Source):
                 await self._serve(conn)
             except UnsupportedNodeError as e:
                 log.error("%s", e)
-                self._svc_loop.call_soon_threadsafe(self._set_fatal, e)
+                # a fresh exception: the caught one's traceback holds Cap'n Proto objects,
+                # which must not be freed on another thread
+                self._svc_loop.call_soon_threadsafe(self._set_fatal, UnsupportedNodeError(str(e)))
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # the TP keeps serving what it has; the node is retried
-                if self._stop.is_set():
-                    break
-                if self._conn is not None:
-                    self.reconnects += 1
-                if isinstance(e, (IpcError, InvalidTemplateError)):
-                    if isinstance(e, NodeUnavailableError) and logged_wait:
-                        log.debug("bitcoin-node IPC: %s; retrying in %.1f s", e, delay)
-                    else:
-                        hint = (" (is bitcoin-node running with -ipcbind=unix, on this chain?)"
-                                if self._conn is None and isinstance(e, NodeUnavailableError)
-                                else "")
-                        log.warning("bitcoin-node IPC: %s; retrying in %.1f s%s", e, delay, hint)
-                    logged_wait = isinstance(e, NodeUnavailableError)
-                else:
-                    log.exception("bitcoin-node IPC: unexpected error; retrying in %.1f s", delay)
-                await self._sleep(delay)
-                delay = min(delay * 2, self.max_retry_delay)
+                failed = not self._stop.is_set()
+                if failed:
+                    logged_wait = self._log_failure(e, delay, logged_wait)
             finally:
+                if self._conn is not None and failed:
+                    self.reconnects += 1
                 self.connected.clear()
                 self._conn = None
                 self._held.clear()  # node templates die with their connection
                 self._waiting = None
                 if conn is not None:
                     conn.close()
+                del conn
+                # Cap'n Proto objects belong to this thread's event loop: collect any reference
+                # cycle holding one here, before the collector runs on another thread
+                gc.collect()
+            if failed:
+                await self._sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+
+    def _log_failure(self, e: Exception, delay: float, logged_wait: bool) -> bool:
+        """Log why the node is retried (a node that stays away: once); returns whether the
+        failure was the node being unavailable."""
+        unavailable = isinstance(e, NodeUnavailableError)
+        if isinstance(e, (IpcError, InvalidTemplateError)):
+            if unavailable and logged_wait:
+                log.debug("bitcoin-node IPC: %s; retrying in %.1f s", e, delay)
+            else:
+                hint = (" (is bitcoin-node running with -ipcbind=unix, on this chain?)"
+                        if self._conn is None and unavailable else "")
+                log.warning("bitcoin-node IPC: %s; retrying in %.1f s%s", e, delay, hint)
+        else:
+            log.exception("bitcoin-node IPC: unexpected error; retrying in %.1f s", delay)
+        return unavailable
 
     async def _check_node(self, conn: MiningConnection) -> None:
         test_chain = await conn.is_test_chain()
@@ -359,13 +382,20 @@ class IpcSource(Source):
         finally:
             if not gone.done():
                 await self._release(conn)
-            for t in loops + [stop, gone]:
+            tasks = loops + [stop, gone]
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*loops, stop, gone, return_exceptions=True)
-        for t in loops:
-            if t in done and t.exception() is not None:
-                raise t.exception()
-        if gone in done:
+            # the loops also end by themselves once stopping; never hang on one that does not
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("IPC source: %d task(s) did not end when cancelled", len(stuck))
+        failed = [t.exception() for t in loops if t in done and not t.cancelled()
+                  and t.exception() is not None]
+        node_gone = gone in done
+        del loops, done, stop, gone  # no cycle through the tasks keeps capabilities alive
+        if failed:
+            raise failed[0]
+        if node_gone:
             raise NodeUnavailableError("the node closed the IPC connection")
 
     async def _release(self, conn: MiningConnection) -> None:
@@ -382,7 +412,7 @@ class IpcSource(Source):
     # ---- tips ------------------------------------------------------------------------------
 
     async def _tip_loop(self, conn: MiningConnection, current: bytes) -> None:
-        while True:
+        while not self._stop.is_set():
             ref = await conn.wait_tip_changed(current, self.tip_wait)
             if ref is None:
                 raise NodeUnavailableError("the node is shutting down (waitTipChanged gave no tip)")
@@ -449,7 +479,7 @@ class IpcSource(Source):
         made_for = None
         last_sent = float("-inf")
         interval = self.template_interval
-        while True:
+        while not self._stop.is_set():
             if cur is None or self.reservation != made_for:
                 made_for = self.reservation
                 cur = await conn.template_of(conn.create_new_block(
@@ -515,7 +545,7 @@ class IpcSource(Source):
 
     async def _prune_loop(self) -> None:
         """Free node templates of old tips once the TP's grace period for them is over."""
-        while True:
+        while not self._stop.is_set():
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for key in [k for k, h in self._held.items()
