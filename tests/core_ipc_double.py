@@ -29,6 +29,7 @@ files at run time, each in a parser of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import tempfile
 import threading
@@ -98,12 +99,13 @@ class CoreIpcDouble:
     same socket path), ``do(fn)`` to touch the chain on the server's thread."""
 
     def __init__(self, socket_path, chain: Optional[RegtestChain] = None, *,
-                 version: str = "v31", ibd: bool = False):
+                 version: str = "v31", ibd: bool = False, tip_delay: float = 0.0):
         self.path = Path(socket_path)
         self.chain = chain or RegtestChain(seed=7)
         self.version = version
         self.schema = _schema(version)
         self.ibd = ibd
+        self.tip_delay = tip_delay  # waitTipChanged answers this late (the template path wins)
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[asyncio.Event] = None
@@ -115,6 +117,7 @@ class CoreIpcDouble:
         self.submitted: list = []  # (method, accepted)
         self.destroyed = 0
         self.live_templates = 0
+        self.misuse: list = []  # what would crash a real node (see Template._use)
         self._threads: dict = {}  # server threads by name, of the current connection
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -259,6 +262,8 @@ class CoreIpcDouble:
                     while chain.tip_hash == current and not self.interrupted:
                         if not await double.wait_change(deadline):
                             break
+                    if chain.tip_hash != current and double.tip_delay:
+                        await asyncio.sleep(double.tip_delay)
                     if self.interrupted or double._stop.is_set():
                         self.interrupted = False
                         _context.results.result.hash = b""
@@ -309,41 +314,59 @@ class CoreIpcDouble:
                 self.block, self.fees, self.sigops, self.coinbase = build_template(
                     chain, reserved_weight, reserved_sigops, use_mempool)
                 self.interrupted = False
+                self.calls_running = 0
+                self.gone = False
                 double.live_templates += 1
 
+            @contextlib.asynccontextmanager
+            async def _use(self, method, context):
+                """Core frees a template on destroy: a call on it after, or a destroy
+                while a call runs on another thread, is a use-after-free on a node."""
+                if self.gone:
+                    double.misuse.append(f"{method} on a destroyed template")
+                if method == "destroy" and self.calls_running:
+                    double.misuse.append("destroy while a call runs on the template")
+                async with await double._on_thread(method, context):
+                    self.calls_running += 1
+                    try:
+                        yield
+                    finally:
+                        self.calls_running -= 1
+
             async def destroy(self, context, **kw):
-                async with await double._on_thread("destroy", context):
+                async with self._use("destroy", context):
+                    self.gone = True
                     double.destroyed += 1
                     double.live_templates -= 1
 
             async def getBlockHeader(self, context, **kw):
-                async with await double._on_thread("getBlockHeader", context):
+                async with self._use("getBlockHeader", context):
                     return self.block.header.serialize()
 
             async def getBlock(self, context, **kw):
-                async with await double._on_thread("getBlock", context):
+                async with self._use("getBlock", context):
                     return self.block.serialize()
 
             async def getTxFees(self, context, **kw):
-                async with await double._on_thread("getTxFees", context):
+                async with self._use("getTxFees", context):
                     return self.fees
 
             async def getTxSigops(self, context, **kw):
-                async with await double._on_thread("getTxSigops", context):
+                async with self._use("getTxSigops", context):
                     return self.sigops
 
             async def getCoinbaseTx(self, context, _context, **kw):
-                async with await double._on_thread("getCoinbaseTx", context):
+                async with self._use("getCoinbaseTx", context):
                     r = _context.results.init("result")
                     for k, v in self.coinbase.items():
                         setattr(r, k, v)
 
             async def getCoinbaseMerklePath(self, context, **kw):
-                async with await double._on_thread("getCoinbaseMerklePath", context):
+                async with self._use("getCoinbaseMerklePath", context):
                     return btc.coinbase_merkle_path([t.txid for t in self.block.txs[1:]])
 
             async def submitSolution(self, context, version, timestamp, nonce, coinbase, **kw):
-                async with await double._on_thread("submitSolution", context):
+                async with self._use("submitSolution", context):
                     cb = btc.Tx.from_bytes(bytes(coinbase))
                     txs = [cb] + self.block.txs[1:]
                     h = self.block.header
@@ -355,7 +378,7 @@ class CoreIpcDouble:
                     return reason in (None, "duplicate")
 
             async def waitNext(self, context, options, **kw):
-                async with await double._on_thread("waitNext", context):
+                async with self._use("waitNext", context):
                     double.wait_options.append((options.timeout, options.feeThreshold))
                     deadline = double.loop.time() + min(options.timeout, 1e9) / 1000.0
                     prev = self.block.header.prev_hash

@@ -38,6 +38,7 @@ def node(tmp_path):
     d = CoreIpcDouble(tmp_path / "node.sock")
     yield d
     d.stop()
+    assert not d.misuse  # nothing that would crash a real node
 
 
 def make_tp(node, tmp_path, *, interval=0.3, network=REGTEST, start_node=True, **kw):
@@ -120,6 +121,31 @@ def test_full_flow_tips_fee_updates_and_solutions(node, tmp_path):
     assert thresholds <= {1000, 21_000_000 * 100_000_000} and 1000 in thresholds
     assert (False, 8000, 400, False) in node.create_options
     assert src.fast_tips >= 1 and src.reconnects == 0
+
+
+@pytest.mark.parametrize("tip_delay", [0.0, 0.2], ids=["tip-path-first", "template-path-first"])
+def test_templates_in_use_are_never_destroyed(tmp_path, tip_delay):
+    """Blocks mined back to back on an empty mempool: the tip path's empty template and the
+    template path's new-tip template are the same block, in either order; the one the
+    template loop waits on must survive (destroying it under a call crashes a node)."""
+    node = CoreIpcDouble(tmp_path / "node.sock", tip_delay=tip_delay)
+    tp, src = make_tp(node, tmp_path)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            for _ in range(4):
+                await asyncio.sleep(0.1)
+                await c.submit(c.mine_current())
+                await c.wait_for(SetNewPrevHash, T)
+            await c.close()
+
+        run(main())
+        wait_until(lambda: node.destroyed >= 2)
+    finally:
+        tp.stop()
+        node.stop()
+    assert not node.misuse, node.misuse
 
 
 def test_blocking_waits_run_on_their_own_node_threads(node, tmp_path):
@@ -229,6 +255,7 @@ def test_a_v30_node_is_refused_with_a_clear_message(tmp_path):
     finally:
         tp.stop()
         node.stop()
+    assert not node.misuse
 
 
 def test_another_chain_is_refused(node, tmp_path):
@@ -267,6 +294,7 @@ def test_a_block_no_node_template_holds(tmp_path, version):
     finally:
         tp.stop()
         node.stop()
+    assert not node.misuse
 
 
 def test_template_from_node_maps_cores_fields():

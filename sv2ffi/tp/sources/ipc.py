@@ -203,6 +203,9 @@ class IpcSource(Source):
         self._tip: Optional[TipInfo] = None
         self._held: dict = {}  # (prev_hash, txids) -> _Held
         self._waiting: Optional[NodeTemplate] = None  # template in waitNext
+        #: the template loop's template: a template is destroyed only when neither the loop
+        #: nor ``_held`` has it (destroying one a call is running on crashes the node)
+        self._current: Optional[NodeTemplate] = None
 
     def describe(self) -> str:
         return f"bitcoin-node IPC Mining interface at unix:{self.socket_path}"
@@ -321,6 +324,7 @@ class IpcSource(Source):
                 self._conn = None
                 self._held.clear()  # node templates die with their connection
                 self._waiting = None
+                self._current = None
                 if conn is not None:
                     conn.close()
                 del conn
@@ -381,7 +385,7 @@ class IpcSource(Source):
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             if not gone.done():
-                await self._release(conn)
+                await self._unblock(conn)
             tasks = loops + [stop, gone]
             for t in tasks:
                 t.cancel()
@@ -398,7 +402,7 @@ class IpcSource(Source):
         if node_gone:
             raise NodeUnavailableError("the node closed the IPC connection")
 
-    async def _release(self, conn: MiningConnection) -> None:
+    async def _unblock(self, conn: MiningConnection) -> None:
         """Unblock our waits on the node before leaving, so its threads are free at once
         instead of at their timeouts."""
         waits = [conn.interrupt()]
@@ -488,6 +492,7 @@ class IpcSource(Source):
                 if cur is None:
                     raise NodeUnavailableError("the node is shutting down (createNewBlock gave "
                                                "nothing)")
+                self._use(cur)
                 self.node_templates_created += 1
                 await self._publish(cur)
                 last_sent = time.monotonic()
@@ -505,9 +510,10 @@ class IpcSource(Source):
                 self._waiting = None
             if nxt is None:
                 continue
+            self._use(nxt)
+            cur = nxt
             self.node_templates_created += 1
             same_tip = await self._publish(nxt)
-            cur = nxt
             last_sent = time.monotonic()
             if same_tip and threshold == MAX_MONEY:
                 # not fee-driven and no new tip: a testnet minimum-difficulty template (tip
@@ -526,7 +532,6 @@ class IpcSource(Source):
         tip = self._tip
         if tip is not None and tpl.height < tip.height:
             log.debug("dropping a node template for height %d: the tip moved on", tpl.height)
-            asyncio.ensure_future(tmpl.destroy())
             return False
         same = tip is not None and tpl.prev_hash == tip.prev_hash
         if not same:
@@ -541,7 +546,20 @@ class IpcSource(Source):
         self._held[key] = _Held(tmpl, None if self._tip is None or key[0] == self._tip.prev_hash
                                 else time.monotonic() + self.stale_grace + 1.0)
         if old is not None and old.template is not tmpl:  # same block either way
-            asyncio.ensure_future(old.template.destroy())
+            self._free(old.template)
+
+    def _use(self, tmpl: NodeTemplate) -> None:
+        """The template loop moves on to ``tmpl``; its previous one may go."""
+        old, self._current = self._current, tmpl
+        if old is not tmpl:
+            self._free(old)
+
+    def _free(self, tmpl: Optional[NodeTemplate]) -> None:
+        """Destroy ``tmpl`` on the node unless the template loop or ``_held`` still has it."""
+        if tmpl is None or tmpl is self._current or \
+                any(h.template is tmpl for h in self._held.values()):
+            return
+        asyncio.ensure_future(tmpl.destroy())
 
     async def _prune_loop(self) -> None:
         """Free node templates of old tips once the TP's grace period for them is over."""
@@ -550,7 +568,7 @@ class IpcSource(Source):
             now = time.monotonic()
             for key in [k for k, h in self._held.items()
                         if h.expires is not None and h.expires <= now]:
-                await self._held.pop(key).template.destroy()
+                self._free(self._held.pop(key).template)
 
     # ---- solutions -------------------------------------------------------------------------
 
