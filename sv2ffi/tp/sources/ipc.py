@@ -63,6 +63,8 @@ CHAIN_SUBDIRS = {"main": "", "test": "testnet3", "testnet4": "testnet4", "signet
                  "regtest": "regtest"}
 #: sockaddr_un.sun_path holds 108 bytes including the terminating NUL
 MAX_SOCKET_PATH = 107
+#: longest a new tip's full template waits for the tip path's SetNewPrevHash (seconds)
+TIP_FIRST = 0.25
 
 
 def default_bitcoin_datadir() -> Path:
@@ -190,6 +192,7 @@ class IpcSource(Source):
         self.fast_tips = 0
         self.templates = 0
         self.node_templates_created = 0
+        self.last_tip_ms = 0.0  # waitTipChanged's answer -> tip handed to the service
         # service side
         self._svc_loop: Optional[asyncio.AbstractEventLoop] = None
         self._running = False
@@ -427,6 +430,7 @@ class IpcSource(Source):
     async def _announce_tip(self, conn: MiningConnection, ref: tuple) -> None:
         """Tip -> the node's empty template for the next height -> SetNewPrevHash."""
         block_hash, height = ref
+        t0 = time.perf_counter()
         promise = conn.create_new_block(reserved_weight=self.min_reserved[0],
                                         reserved_sigops=self.min_reserved[1], use_mempool=False,
                                         cooldown=False, thread="tip")
@@ -444,6 +448,9 @@ class IpcSource(Source):
             if self._set_tip(TipInfo(block_hash, height + 1, hdr.bits, hdr.time)):
                 self.fast_tips += 1
                 self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
+                self.last_tip_ms = (time.perf_counter() - t0) * 1e3
+                log.debug("tip %s at height %d: the node's empty template in %.1f ms",
+                          btc.hash_hex(block_hash), height, self.last_tip_ms)
 
     def _set_tip(self, tip: TipInfo) -> bool:
         """Record a tip; False when it is the one we are on or older."""
@@ -528,6 +535,13 @@ class IpcSource(Source):
         """Fetch, convert, keep and hand a node template to the TP.  Returns whether it
         builds on the tip we were already on."""
         block, fees, sigops, cb = await tmpl.contents("template")
+        if self._tip is None or block[4:36] != self._tip.prev_hash:
+            # A new tip the tip path has not announced yet: parsing holds this thread (and
+            # the interpreter) for milliseconds, so let SetNewPrevHash go out first.
+            try:
+                await asyncio.wait_for(self._tip_changed.wait(), TIP_FIRST)
+            except asyncio.TimeoutError:
+                pass
         tpl = template_from_node(block, fees, sigops, cb, self.network)
         tip = self._tip
         if tip is not None and tpl.height < tip.height:
