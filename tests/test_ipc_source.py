@@ -345,15 +345,20 @@ def test_socket_path_follows_cores_ipcconnect_rules(tmp_path):
 
 def test_tp_process_with_a_mining_client(node, tmp_path):
     """``sv2ffi tp --source ipc`` and ``sv2ffi client --mine`` as processes: three blocks
-    mined through the TP become the node's tip."""
+    mined through the TP become the node's tip; the TP serves the keys already in its
+    data directory (made by ``sv2ffi keygen``, or converted from sv2-tp's)."""
     node.chain.add_random_transactions(10)
     node.start()
+    made = subprocess.run(SV2FFI + ["keygen", "--datadir", str(tmp_path / "tp")],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
     port = free_port()
     tp = Proc(["tp", "--source", "ipc", "--ipcconnect", f"unix:{node.path}", "--sv2-port",
                str(port), "--datadir", str(tmp_path / "tp"), "--log-level", "info",
                "--template-interval", "0.5"])
     try:
         key = tp.expect(r"authority public key: (\w+)").group(1)
+        assert key == made.stdout.strip()
         h0 = node.do(lambda: node.chain.height)
         out = subprocess.run(SV2FFI + ["client", "--port", str(port), "--authority-pubkey", key,
                                        "--mine", "--blocks", "3", "--interval", "0",
