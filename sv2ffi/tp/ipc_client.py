@@ -58,11 +58,7 @@ class NodeTemplate:
         self.cap = cap
 
     async def _call(self, promise):
-        import capnp
-        try:
-            return await promise
-        except capnp.KjException as e:
-            raise _kj(e) from None
+        return await self.conn.call(promise)
 
     async def header(self, thread: str) -> bytes:
         r = await self._call(self.cap.getBlockHeader(self.conn.ctx(thread)))
@@ -164,7 +160,8 @@ class MiningConnection:
     def ctx(self, thread: str):
         return self._ctx[thread]
 
-    async def _call(self, promise):
+    async def call(self, promise):
+        """Await a call's promise; Cap'n Proto errors as ours (IpcError, NodeUnavailable)."""
         import capnp
         try:
             return await promise
@@ -172,15 +169,15 @@ class MiningConnection:
             raise _kj(e) from None
 
     async def is_test_chain(self) -> bool:
-        return bool((await self._call(self.mining.isTestChain(self.ctx("submit")))).result)
+        return bool((await self.call(self.mining.isTestChain(self.ctx("submit")))).result)
 
     async def is_initial_block_download(self) -> bool:
-        r = await self._call(self.mining.isInitialBlockDownload(self.ctx("submit")))
+        r = await self.call(self.mining.isInitialBlockDownload(self.ctx("submit")))
         return bool(r.result)
 
     async def get_tip(self) -> Optional[tuple]:
         """(hash, height) of the node's tip, None before it has one."""
-        r = await self._call(self.mining.getTip(self.ctx("submit")))
+        r = await self.call(self.mining.getTip(self.ctx("submit")))
         if not r.hasResult:
             return None
         return bytes(r.result.hash), int(r.result.height)
@@ -189,7 +186,7 @@ class MiningConnection:
                                thread: str = "tip") -> Optional[tuple]:
         """(hash, height) once the tip differs from ``current`` or at the timeout (then
         the unchanged tip); None when interrupted or the node is shutting down."""
-        r = await self._call(self.mining.waitTipChanged(
+        r = await self.call(self.mining.waitTipChanged(
             context=self.ctx(thread), currentTip=current, timeout=max(timeout, 0.0) * 1000.0))
         h = bytes(r.result.hash)
         return (h, int(r.result.height)) if len(h) == 32 else None
@@ -208,14 +205,14 @@ class MiningConnection:
     async def template_of(self, promise) -> Optional[NodeTemplate]:
         """The template a ``create_new_block`` promise resolves to; None when the node
         returned none (interrupted or shutting down)."""
-        r = await self._call(promise)
+        r = await self.call(promise)
         return NodeTemplate(self, r.result) if r._has("result") else None
 
     async def check_block(self, block: bytes, check_pow: bool = True) -> tuple:
         """(valid, reason, debug) by the node's TestBlockValidity on its tip."""
         opts = self.schema.mining.BlockCheckOptions.new_message(checkMerkleRoot=True,
                                                                 checkPow=check_pow)
-        r = await self._call(self.mining.checkBlock(context=self.ctx("submit"), block=block,
+        r = await self.call(self.mining.checkBlock(context=self.ctx("submit"), block=block,
                                                     options=opts))
         return bool(r.result), str(r.reason), str(r.debug)
 
@@ -236,7 +233,7 @@ class MiningConnection:
         return bool(r.result), str(r.reason), str(r.debug)
 
     async def interrupt(self) -> None:
-        await self._call(self.mining.interrupt())
+        await self.call(self.mining.interrupt())
 
     def on_disconnect(self):
         return self.client.on_disconnect()

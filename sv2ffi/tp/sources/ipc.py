@@ -202,6 +202,7 @@ class IpcSource(Source):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop: Optional[asyncio.Event] = None
         self._tip_changed: Optional[asyncio.Event] = None
+        self._tip_out: Optional[asyncio.Event] = None  # clear while a tip is being sent
         self._conn: Optional[MiningConnection] = None
         self._tip: Optional[TipInfo] = None
         self._held: dict = {}  # (prev_hash, txids) -> _Held
@@ -253,8 +254,13 @@ class IpcSource(Source):
         return await asyncio.wrap_future(fut)
 
     def _deliver_tip(self, tip: TipInfo) -> None:
-        if self._running:
-            self.sink.on_tip(tip)
+        try:
+            if self._running:
+                self.sink.on_tip(tip)
+        finally:
+            # on_tip woke every client's writer, which runs before this callback and writes
+            # SetNewPrevHash in one step: then the template path may parse (see _publish)
+            self._svc_loop.call_soon(self._to_ipc, self._tip_out.set)
 
     def _deliver_template(self, tpl: BlockTemplate) -> None:
         if self._running:
@@ -279,6 +285,8 @@ class IpcSource(Source):
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._tip_changed = asyncio.Event()
+        self._tip_out = asyncio.Event()
+        self._tip_out.set()
         if not self._running:
             return
         self._started.set()
@@ -440,13 +448,14 @@ class IpcSource(Source):
             raise NodeUnavailableError("the node is shutting down (createNewBlock gave nothing)")
         self.node_templates_created += 1
         try:
-            hdr = btc.BlockHeader.from_bytes(bytes((await conn._call(header)).result))
+            hdr = btc.BlockHeader.from_bytes(bytes((await conn.call(header)).result))
         except BitcoinDecodeError as e:
             raise InvalidTemplateError(f"node template header: {e}") from None
         self._hold((hdr.prev_hash, ()), tmpl)
         if hdr.prev_hash == block_hash:  # else the tip moved on already: the next wait says
             if self._set_tip(TipInfo(block_hash, height + 1, hdr.bits, hdr.time)):
                 self.fast_tips += 1
+                self._tip_out.clear()
                 self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
                 self.last_tip_ms = (time.perf_counter() - t0) * 1e3
                 log.debug("tip %s at height %d: the node's empty template in %.1f ms",
@@ -535,13 +544,15 @@ class IpcSource(Source):
         """Fetch, convert, keep and hand a node template to the TP.  Returns whether it
         builds on the tip we were already on."""
         block, fees, sigops, cb = await tmpl.contents("template")
-        if self._tip is None or block[4:36] != self._tip.prev_hash:
-            # A new tip the tip path has not announced yet: parsing holds this thread (and
-            # the interpreter) for milliseconds, so let SetNewPrevHash go out first.
-            try:
+        # Parsing holds the interpreter for milliseconds (the service's loop, writing
+        # SetNewPrevHash to every client, runs on another thread): let a new tip the tip
+        # path has not announced yet, or is still sending, go out first.
+        try:
+            if self._tip is None or block[4:36] != self._tip.prev_hash:
                 await asyncio.wait_for(self._tip_changed.wait(), TIP_FIRST)
-            except asyncio.TimeoutError:
-                pass
+            await asyncio.wait_for(self._tip_out.wait(), TIP_FIRST)
+        except asyncio.TimeoutError:
+            pass
         tpl = template_from_node(block, fees, sigops, cb, self.network)
         tip = self._tip
         if tip is not None and tpl.height < tip.height:
