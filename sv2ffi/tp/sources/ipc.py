@@ -310,6 +310,8 @@ class IpcSource(Source):
             try:
                 conn = await MiningConnection.open(self.socket_path)
                 await self._check_node(conn)
+                if self._stop.is_set():
+                    break
                 log.info("connected to bitcoin-node over IPC at %s", self.socket_path)
                 self._conn = conn
                 self.connected.set()
