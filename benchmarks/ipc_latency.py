@@ -149,6 +149,15 @@ class RealNode:
              f"-rpcport={self.rpc_port}", f"-port={free_port()}", "-listen=0",
              f"-zmqpubhashblock=tcp://127.0.0.1:{self.zmq_port}", "-fallbackfee=0.0002",
              "-printtoconsole=0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._setup()
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _setup(self):
         deadline = time.monotonic() + T
         while True:
             try:
@@ -310,11 +319,11 @@ def main() -> int:
     if node_bin:
         cli_bin = os.environ.get("SV2FFI_BITCOIN_CLI") or str(Path(node_bin).parent / "bitcoin-cli")
         node = RealNode(node_bin, cli_bin)
-        size = node.fund(args.mempool)
-        version = node.cli("getnetworkinfo")["subversion"]
-        print(f"bitcoin-node {version} regtest, mempool {size} wallet transactions; "
-              "t0 = submitblock of a prepared block")
         try:
+            size = node.fund(args.mempool)
+            version = node.cli("getnetworkinfo")["subversion"]
+            print(f"bitcoin-node {version} regtest, mempool {size} wallet transactions; "
+                  "t0 = submitblock of a prepared block")
             for name, make in real_tps(node, work):
                 tp = make().start()
                 try:
