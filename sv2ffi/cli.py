@@ -325,8 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-clients", type=options.positive_int, default=100, metavar="N",
                    help="connections served at once")
     g = tp.add_argument_group("template source")
-    g.add_argument("--source", choices=("regtest", "rpc"), default="regtest",
-                   help="regtest: the built-in in-memory test/demo chain; rpc: bitcoind")
+    g.add_argument("--source", choices=("regtest", "rpc", "ipc"), default="regtest",
+                   help="regtest: the built-in in-memory test/demo chain; rpc: bitcoind "
+                   "JSON-RPC; ipc: bitcoin-node's Mining interface (-ipcbind=unix, Core v31+)")
+    g.add_argument("--ipcconnect", default="unix", metavar="unix[:PATH]",
+                   help="ipc source, as sv2-tp's -ipcconnect: 'unix' is node.sock in the node's "
+                   "data directory for the chain, 'unix:PATH' a socket path (relative to that "
+                   "directory)")
+    g.add_argument("--bitcoin-datadir", metavar="DIR", help="ipc source: the node's -datadir "
+                   "(default ~/.bitcoin)")
     g.add_argument("--rpc-url", metavar="URL", help="bitcoind JSON-RPC URL (default "
                    "http://127.0.0.1:<chain's RPC port>/)")
     g.add_argument("--rpc-user", metavar="USER", help="JSON-RPC user (default: none, use the "

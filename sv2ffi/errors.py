@@ -235,6 +235,19 @@ class ChainMismatchError(Sv2Error):
     """The node runs another chain than the TP was told to serve: nothing is served."""
 
 
+class IpcError(Sv2Error):
+    """Bitcoin Core's IPC Mining interface failed a call (``--source ipc``)."""
+
+
+class NodeUnavailableError(IpcError):
+    """No node on the IPC socket, or the connection dropped: waited for with backoff."""
+
+
+class UnsupportedNodeError(IpcError):
+    """The node serves a Mining interface sv2ffi does not speak (Core v30 or older), or
+    another chain than the one asked for: refused, not retried."""
+
+
 # ---- C ABI (issue 4) ----------------------------------------------------------------------
 
 

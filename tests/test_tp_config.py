@@ -114,10 +114,11 @@ def test_mistakes_name_the_file_and_line(tmp_path, conf, words):
 
 
 def test_sv2tp_options_without_counterpart_are_ignored_with_a_warning(tmp_path):
-    args = settle(tmp_path, "ipcconnect=unix\npid=/run/sv2-tp.pid\ndebug=sv2\nsv2port=8555\n")
+    args = settle(tmp_path, "ipcconnect=unix:/run/node.sock\npid=/run/sv2-tp.pid\ndebug=sv2\n"
+                            "sv2port=8555\n")
     assert args.sv2_port == 8555 and args.log_level == "debug"
-    assert any("ipcconnect" in w and "ignored" in w for w in args.warnings)
-    assert any("pid" in w for w in args.warnings)
+    assert args.ipcconnect == "unix:/run/node.sock"  # --source ipc's -ipcconnect
+    assert any("pid" in w and "ignored" in w for w in args.warnings)
 
 
 def test_a_whole_sv2tp_conf_carries_over(tmp_path):
@@ -254,7 +255,7 @@ def test_sv2tp_spellings_get_our_spelling(argv, ours, capsys):
 
 
 def test_sv2tp_option_without_counterpart_is_named(capsys):
-    assert cli.main(["tp", "-ipcconnect=unix"]) == 2
+    assert cli.main(["tp", "-pid=/run/sv2-tp.pid"]) == 2
     assert "no counterpart" in capsys.readouterr().err
 
 

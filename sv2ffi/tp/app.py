@@ -113,6 +113,10 @@ def build_source(args, net: btc.Network):
                                 "use --chain regtest (or --source rpc for a real node)")
         from .sources.regtest import RegtestSource
         return RegtestSource(mempool_interval=args.mempool_interval, initial_txs=20)
+    if args.source == "ipc":
+        from .sources.ipc import IpcSource, socket_path
+        return IpcSource(socket_path(args.ipcconnect, net, args.bitcoin_datadir), network=net,
+                         fee_delta=args.fee_delta, template_interval=args.template_interval)
     from .sources.rpc import RpcSource
     url = args.rpc_url or f"http://127.0.0.1:{net.rpc_port}/"
     password = rpc_password(args)

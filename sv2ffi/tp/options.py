@@ -32,12 +32,11 @@ SV2TP_NAMES = {
     "debug": ("--log-level", "debug"),
     "loglevel": ("--log-level", None),
     "version": ("--version", None),
+    "ipcconnect": ("--ipcconnect", None),  # with --source ipc
 }
 #: sv2-tp options with no counterpart here: named in hints, ignored (with a warning) in
 #: sv2ffi.conf so an sv2-tp configuration can be carried over line by line.
 SV2TP_WITHOUT_COUNTERPART = {
-    "ipcconnect": "sv2ffi talks to bitcoind over JSON-RPC (--source rpc) or uses its built-in "
-                  "test chain",
     "pid": "run it under systemd or another supervisor (contrib/sv2ffi-tp.service)",
     "debuglogfile": "sv2ffi logs to stderr (journald under systemd)",
     "printtoconsole": "sv2ffi logs to stderr (journald under systemd)",

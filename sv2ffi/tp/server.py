@@ -84,6 +84,7 @@ class TpService:
         #: set when the source found it must not serve (``fatal`` says why)
         self.failed: Optional[asyncio.Event] = None
         self.fatal: Optional[BaseException] = None
+        self._constraints_seen: frozenset = frozenset()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class TpService:
         while True:
             await asyncio.sleep(self.tick_interval)
             self._dispatch(self.core.tick(time.monotonic()))
+            self._tell_constraints()  # coalesced constraints changes are applied by tick
 
     # ---- source events (Sink) ----------------------------------------------------------------
 
@@ -207,6 +209,7 @@ class TpService:
                 eff = core.receive(sid, msg, time.monotonic())
                 self.metrics.on_client_message(sid, stream.peername, msg, eff)
                 self._dispatch(eff)
+                self._tell_constraints()
         except asyncio.TimeoutError:
             log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
                         stream.peername, self.setup_timeout)
@@ -234,6 +237,7 @@ class TpService:
         finally:
             core.close_session(sid)
             self.metrics.on_client_closed(sid)
+            self._tell_constraints()
             if peer.writer is not None and not peer.writer.done():
                 if peer.closing:  # let the writer flush e.g. SetupConnection.Error
                     try:
@@ -280,6 +284,13 @@ class TpService:
             task = asyncio.get_running_loop().create_task(self._on_solution(sol))
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
+
+    def _tell_constraints(self) -> None:
+        """Source hook: the distinct client constraints, whenever that set changes."""
+        seen = frozenset(c for c, g in self.core.groups.items() if g.members)
+        if seen != self._constraints_seen:
+            self._constraints_seen = seen
+            self.source.on_constraints(seen)
 
     def _close_peer(self, peer: _Peer) -> None:
         if not peer.closing:

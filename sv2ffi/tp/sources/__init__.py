@@ -49,6 +49,13 @@ class Source(ABC):
     async def stop(self) -> None:
         """Stop producing events; no sink call happens after this returns."""
 
+    def on_constraints(self, constraints: frozenset) -> None:
+        """The set of distinct client constraints (``template.Constraints``) changed.
+
+        Called by the service on its loop.  A source whose node selects transactions per
+        reservation (``ipc``) asks the node for room for the largest; others ignore it.
+        """
+
     @abstractmethod
     async def submit_block(self, block: bytes) -> Optional[str]:
         """Give a solved block to the node: None when accepted (``duplicate`` counts as

@@ -1,0 +1,652 @@
+"""Templates from Bitcoin Core's IPC Mining interface (Cap'n Proto on a unix socket).
+
+A drop-in for sv2-tp: the node runs with ``-ipcbind=unix`` (``bitcoin-node``, or
+``bitcoin -m node``), we connect to ``<datadir>/<chain>/node.sock`` like sv2-tp's
+``-ipcconnect=unix``.  Supported: Core v31 and master 31.99; a v30 node is refused (its
+Mining interface is incompatible), as is a node on another chain.
+
+What comes from where:
+
+- **Tips** from ``waitTipChanged`` on a node thread of their own.  SetNewPrevHash needs
+  only the new block's hash, the next nBits and a valid nTime, so the tip path asks the
+  node for an *empty* template (``createNewBlock`` without the mempool, with
+  ``getBlockHeader`` pipelined on it: one round trip) and announces the tip before any
+  transaction is selected.  That empty node template is kept: it is the block a client
+  solves on the future template it was switched to.
+- **Templates** from ``createNewBlock`` with the largest coinbase reservation any client
+  group asked for (weight and sigops cost, at least Core's defaults), then ``waitNext``
+  with the fee delta, or with no fee threshold until ``template_interval`` has passed since
+  the last template (sv2-tp's rule): the node wakes us when the tip changes or fees rose
+  enough; nothing is polled.  A client group joining with a larger reservation makes the
+  source interrupt the wait and create a new template.
+- **Solutions**: the TP persisted the block already; it is matched to the node template
+  with the same previous block and transactions and handed over with ``submitSolution``
+  (the node rebuilds the block around the client's coinbase).  Without a match (a node
+  restarted since, or a reservation that grew after the template was made) a node that
+  has ``Mining.submitBlock`` gets the whole block; v31 has none, and the reason says so.
+- **Node restarts**, dropped sockets, a node still starting: reconnected with backoff
+  (0.5 s doubling to 10 s, as the RPC source); initial block download is waited out (not on
+  signet, as sv2-tp).  Node templates die with their connection.
+
+pycapnp needs a KJ event loop on the thread making calls, so the Cap'n Proto side runs on
+a thread of its own (``sv2ffi-ipc``) with its own asyncio loop; events reach the TP service
+on its loop through ``call_soon_threadsafe``, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ... import bitcoin as btc
+from ...errors import (BitcoinDecodeError, InvalidTemplateError, IpcError, NodeUnavailableError,
+                       UnsupportedNodeError)
+from ..core import TipInfo
+from ..ipc_client import MAX_MONEY, CoinbaseFields, MiningConnection, NodeTemplate
+from ..template import BlockTemplate, TemplateTx, TxInterner
+from . import Source
+
+log = logging.getLogger("sv2ffi.tp.ipc")
+
+#: Bitcoin Core's defaults for a template's coinbase room (-blockreservedweight, and the
+#: sigops cost it keeps for the coinbase): the least the source ever asks for.
+DEFAULT_RESERVED_WEIGHT = 8000
+DEFAULT_RESERVED_SIGOPS = 400
+#: Core's per-chain data directory names (chainparamsbase.cpp)
+CHAIN_SUBDIRS = {"main": "", "test": "testnet3", "testnet4": "testnet4", "signet": "signet",
+                 "regtest": "regtest"}
+#: sockaddr_un.sun_path holds 108 bytes including the terminating NUL
+MAX_SOCKET_PATH = 107
+#: longest a new tip's full template waits for the tip path's SetNewPrevHash (seconds)
+TIP_FIRST = 0.25
+
+
+def default_bitcoin_datadir() -> Path:
+    return Path.home() / ".bitcoin"
+
+
+def socket_path(ipcconnect: str, network: btc.Network, bitcoin_datadir=None) -> Path:
+    """Where ``-ipcconnect`` points, with Core's rules (src/ipc/process.cpp): ``unix`` is
+    ``node.sock`` in the chain's data directory, ``unix:<path>`` is ``<path>`` relative to
+    that directory (an absolute path stays as it is)."""
+    netdir = Path(bitcoin_datadir or default_bitcoin_datadir()).expanduser() / \
+        CHAIN_SUBDIRS[network.name]
+    if ipcconnect == "unix":
+        path = netdir / "node.sock"
+    elif ipcconnect.startswith("unix:") and len(ipcconnect) > 5:
+        path = netdir / Path(ipcconnect[5:]).expanduser()
+    else:
+        raise ValueError(f"--ipcconnect must be 'unix' or 'unix:<socket path>', got {ipcconnect!r}")
+    if len(str(path).encode()) > MAX_SOCKET_PATH:
+        raise ValueError(f"IPC socket path {str(path)!r} is longer than the {MAX_SOCKET_PATH} "
+                         "bytes a unix socket address holds")
+    return path
+
+
+def template_from_node(block: bytes, fees, sigops, cb: CoinbaseFields,
+                       network: btc.Network, interner: Optional[TxInterner] = None) -> BlockTemplate:
+    """A node template (getBlock, getTxFees, getTxSigops, getCoinbaseTx) -> BlockTemplate.
+
+    The node's fees and sigops costs are taken as they are; its coinbase is a placeholder
+    except for the fields ``getCoinbaseTx`` names.  The witness commitment among the
+    required outputs is recomputed per served template (so it is checked here to be the
+    one these transactions give); other required outputs are passed on as they are.
+    """
+    try:
+        blk = btc.Block.from_bytes(block)
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"node template: getBlock is not a block: {e}") from None
+    txs = blk.txs[1:]
+    if len(fees) != len(txs) or len(sigops) != len(txs):
+        raise InvalidTemplateError(f"node template: {len(txs)} transactions but {len(fees)} fees "
+                                   f"and {len(sigops)} sigops")
+    try:
+        height = btc.parse_bip34_height(cb.script_sig_prefix)
+        outputs = []
+        for raw in cb.required_outputs:
+            r = btc.Reader(raw)
+            outputs.append(btc.TxOut.read(r))
+            if r.remaining:
+                raise BitcoinDecodeError("trailing bytes after a required output")
+    except BitcoinDecodeError as e:
+        raise InvalidTemplateError(f"node template: getCoinbaseTx: {e}") from None
+    if not cb.script_sig_prefix.startswith(btc.bip34_height_push(height)):
+        raise InvalidTemplateError("node template: scriptSigPrefix is not a BIP34 height")
+    seen: set = set()
+    ttxs = []
+    for i, tx in enumerate(txs):
+        if tx.is_coinbase:
+            raise InvalidTemplateError("node template: a second coinbase")
+        parents = tuple(dict.fromkeys(x.prev_txid for x in tx.vin if x.prev_txid in seen))
+        fee, sig = int(fees[i]), int(sigops[i])
+        make = (lambda tx=tx, fee=fee, sig=sig, parents=parents:
+                TemplateTx.from_tx(tx, fee, parents, sigops=sig))
+        ttxs.append(make() if interner is None else interner.get(tx.wtxid, fee, sig, parents, make))
+        seen.add(tx.txid)
+    commits = [o for o in outputs if len(o.script_pubkey) >= 38
+               and o.script_pubkey[:2] == bytes((btc.OP_RETURN, 0x24))
+               and o.script_pubkey[2:6] == btc.WITNESS_COMMITMENT_HEADER]
+    extra = [o for o in outputs if o not in commits]
+    if cb.witness is not None and cb.witness != btc.WITNESS_RESERVED_VALUE:
+        raise InvalidTemplateError("node template: a coinbase witness other than the 32 zero "
+                                   "bytes the witness commitment is computed with")
+    if commits and commits[-1] != btc.witness_commitment_output([t.wtxid for t in ttxs]):
+        raise InvalidTemplateError("node template: the witness commitment does not match the "
+                                   "template's transactions")
+    total_fees = sum(t.fee for t in ttxs)
+    subsidy = btc.block_subsidy(height, network)
+    paid = cb.reward_remaining + sum(o.value for o in outputs)
+    if paid != subsidy + total_fees:
+        raise InvalidTemplateError(
+            f"node template at height {height}: reward {paid} sat is not the {network.name} "
+            f"subsidy {subsidy} + fees {total_fees} (is --chain right?)")
+    return BlockTemplate(network, height, blk.header.prev_hash, blk.header.version,
+                         blk.header.bits, blk.header.time, subsidy + total_fees, ttxs,
+                         coinbase_tx_version=cb.version, coinbase_sequence=cb.sequence,
+                         coinbase_locktime=cb.lock_time, fees_known=True, extra_outputs=extra,
+                         segwit=bool(commits) or cb.witness is not None)
+
+
+@dataclass
+class _Held:
+    """A node template kept for submitSolution; ``expires`` once its tip is left."""
+
+    template: NodeTemplate
+    expires: Optional[float] = None
+
+
+class IpcSource(Source):
+    name = "ipc"
+
+    def __init__(self, socket_path, *, network: btc.Network, fee_delta: int = 1000,
+                 template_interval: float = 5.0, stale_grace: float = 10.0,
+                 retry_delay: float = 0.5, max_retry_delay: float = 10.0,
+                 tip_wait: float = 10.0, cooldown: Optional[bool] = None,
+                 wait_ibd: Optional[bool] = None, ibd_poll: float = 1.0,
+                 min_reserved_weight: int = DEFAULT_RESERVED_WEIGHT,
+                 min_reserved_sigops: int = DEFAULT_RESERVED_SIGOPS, submit_attempts: int = 10):
+        self.socket_path = Path(socket_path)
+        self.network = network
+        self.fee_delta = fee_delta
+        self.template_interval = template_interval
+        self.stale_grace = stale_grace
+        self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
+        self.tip_wait = tip_wait  # longest single waitTipChanged (then asked again)
+        # Core: wait out IBD and headers ahead of the tip before a template, except where
+        # one miner may be all there is (regtest, signet), which would wait forever
+        self.cooldown = network.name not in ("regtest", "signet") if cooldown is None else cooldown
+        self.wait_ibd = network.name != "signet" if wait_ibd is None else wait_ibd
+        self.ibd_poll = ibd_poll
+        self.min_reserved = (min_reserved_weight, min_reserved_sigops)
+        self.submit_attempts = submit_attempts
+        self.reservation = self.min_reserved  # (weight, sigops cost) asked of the node
+        #: set (on the service's loop) to the UnsupportedNodeError that ended the source
+        self.fatal: Optional[asyncio.Future] = None
+        self.connected = threading.Event()
+        # counters, for logs and tests
+        self.reconnects = 0
+        self.ibd_waits = 0
+        self.fast_tips = 0
+        self.templates = 0
+        self.node_templates_created = 0
+        self.last_tip_ms = 0.0  # waitTipChanged's answer -> tip handed to the service
+        # service side
+        self._svc_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._running = False
+        self._thread: Optional[threading.Thread] = None
+        self._started = threading.Event()
+        # IPC thread side
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop: Optional[asyncio.Event] = None
+        self._tip_changed: Optional[asyncio.Event] = None
+        self._tip_out: Optional[asyncio.Event] = None  # clear while a tip is being sent
+        self._conn: Optional[MiningConnection] = None
+        self._tip: Optional[TipInfo] = None
+        self._held: dict = {}  # (prev_hash, txids) -> _Held
+        self._waiting: Optional[NodeTemplate] = None  # template in waitNext
+        #: the template loop's template: a template is destroyed only when neither the loop
+        #: nor ``_held`` has it (destroying one a call is running on crashes the node)
+        self._current: Optional[NodeTemplate] = None
+        self._interner = TxInterner()  # node templates of one mempool share transactions
+
+    def describe(self) -> str:
+        return f"bitcoin-node IPC Mining interface at unix:{self.socket_path}"
+
+    # ---- service side ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        import capnp  # noqa: F401  (fail here, clearly, if pycapnp is missing)
+        self._svc_loop = asyncio.get_running_loop()
+        self.fatal = self._svc_loop.create_future()
+        self._running = True
+        self._thread = threading.Thread(target=self._thread_main, name="sv2ffi-ipc", daemon=True)
+        self._thread.start()
+        await self._svc_loop.run_in_executor(None, self._started.wait, 30)
+
+    async def stop(self) -> None:
+        self._running = False
+        if self._stop is not None:
+            self._to_ipc(self._stop.set)
+        if self._thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 60)
+
+    def on_constraints(self, constraints) -> None:
+        weight = max([self.min_reserved[0]] + [c.reserved_weight for c in constraints])
+        sigops = max([self.min_reserved[1]] + [c.reserved_sigops_cost for c in constraints])
+        res = (min(weight, btc.MAX_BLOCK_WEIGHT), min(sigops, btc.MAX_BLOCK_SIGOPS_COST))
+        self._to_ipc(self._set_reservation, res)
+
+    def _to_ipc(self, fn, *args) -> None:
+        """Run ``fn`` on the IPC thread's loop, unless that thread has ended already."""
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # closed: the source ended (an unsupported node)
+                pass
+
+    async def submit_block(self, block: bytes) -> Optional[str]:
+        if self._loop is None or self._loop.is_closed() or not self._thread.is_alive():
+            return "the IPC source is not running"
+        fut = asyncio.run_coroutine_threadsafe(self._submit(bytes(block)), self._loop)
+        return await asyncio.wrap_future(fut)
+
+    def _deliver_tip(self, tip: TipInfo) -> None:
+        try:
+            if self._running:
+                self.sink.on_tip(tip)
+        finally:
+            # on_tip woke every client's writer, which runs before this callback and writes
+            # SetNewPrevHash in one step: then the template path may parse (see _publish)
+            self._svc_loop.call_soon(self._to_ipc, self._tip_out.set)
+
+    def _deliver_template(self, tpl: BlockTemplate) -> None:
+        if self._running:
+            self.sink.on_template(tpl)
+
+    def _set_fatal(self, e: Exception) -> None:
+        if self.fatal is not None and not self.fatal.done():
+            self.fatal.set_result(e)  # a result: nobody has to retrieve it
+            if self._running:
+                self.sink.on_fatal(e)  # the service stops serving; `sv2ffi tp` exits 2
+
+    # ---- IPC thread ------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:  # pragma: no cover - logged, the service keeps its clients
+            log.exception("IPC source thread failed")
+        finally:
+            self._started.set()
+
+    async def _main(self) -> None:
+        import capnp
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._tip_changed = asyncio.Event()
+        self._tip_out = asyncio.Event()
+        self._tip_out.set()
+        if not self._running:
+            return
+        self._started.set()
+        async with capnp.kj_loop():
+            await self._run()
+        gc.collect()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep unless stopping."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _run(self) -> None:
+        delay = self.retry_delay
+        logged_wait = False
+        while not self._stop.is_set():
+            conn = None
+            failed = False
+            try:
+                conn = await MiningConnection.open(self.socket_path)
+                await self._check_node(conn)
+                if self._stop.is_set():
+                    break
+                log.info("connected to bitcoin-node over IPC at %s", self.socket_path)
+                self._conn = conn
+                self.connected.set()
+                logged_wait = False
+                delay = self.retry_delay
+                await self._serve(conn)
+            except UnsupportedNodeError as e:
+                log.error("%s", e)
+                # a fresh exception: the caught one's traceback holds Cap'n Proto objects,
+                # which must not be freed on another thread
+                self._svc_loop.call_soon_threadsafe(self._set_fatal, UnsupportedNodeError(str(e)))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the TP keeps serving what it has; the node is retried
+                failed = not self._stop.is_set()
+                if failed:
+                    logged_wait = self._log_failure(e, delay, logged_wait)
+            finally:
+                if self._conn is not None and failed:
+                    self.reconnects += 1
+                self.connected.clear()
+                self._conn = None
+                self._held.clear()  # node templates die with their connection
+                self._waiting = None
+                self._current = None
+                if conn is not None:
+                    conn.close()
+                del conn
+                # Cap'n Proto objects belong to this thread's event loop: collect any reference
+                # cycle holding one here, before the collector runs on another thread
+                gc.collect()
+            if failed:
+                await self._sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+
+    def _log_failure(self, e: Exception, delay: float, logged_wait: bool) -> bool:
+        """Log why the node is retried (a node that stays away: once); returns whether the
+        failure was the node being unavailable."""
+        unavailable = isinstance(e, NodeUnavailableError)
+        if isinstance(e, (IpcError, InvalidTemplateError)):
+            if unavailable and logged_wait:
+                log.debug("bitcoin-node IPC: %s; retrying in %.1f s", e, delay)
+            else:
+                hint = (" (is bitcoin-node running with -ipcbind=unix, on this chain?)"
+                        if self._conn is None and unavailable else "")
+                log.warning("bitcoin-node IPC: %s; retrying in %.1f s%s", e, delay, hint)
+        else:
+            log.exception("bitcoin-node IPC: unexpected error; retrying in %.1f s", delay)
+        return unavailable
+
+    async def _check_node(self, conn: MiningConnection) -> None:
+        test_chain = await conn.is_test_chain()
+        if test_chain == (self.network.name == "main"):
+            raise UnsupportedNodeError(
+                f"--chain is {self.network.name} but the node at {self.socket_path} runs "
+                f"{'a test chain' if test_chain else 'mainnet'}")
+        while self.wait_ibd and await conn.is_initial_block_download():
+            if self.ibd_waits % 30 == 0:
+                log.info("bitcoin-node is in initial block download; waiting before serving "
+                         "templates")
+            self.ibd_waits += 1
+            await self._sleep(self.ibd_poll)
+            if self._stop.is_set():
+                return
+
+    async def _serve(self, conn: MiningConnection) -> None:
+        """Tip and template loops until the connection fails (raises) or stop (returns)."""
+        if self._stop.is_set():
+            return
+        ref = await conn.get_tip()
+        if ref is None:  # still starting: this waits until the node has a tip
+            ref = await conn.wait_tip_changed(bytes(32), self.tip_wait)
+            if ref is None:
+                raise NodeUnavailableError("the node is shutting down")
+        await self._announce_tip(conn, ref)
+        loops = [asyncio.ensure_future(c) for c in (self._tip_loop(conn, ref[0]),
+                                                     self._template_loop(conn),
+                                                     self._prune_loop())]
+        stop = asyncio.ensure_future(self._stop.wait())
+        gone = asyncio.ensure_future(conn.on_disconnect())
+        try:
+            done, _ = await asyncio.wait(loops + [stop, gone],
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not gone.done():
+                await self._unblock(conn)
+            tasks = loops + [stop, gone]
+            for t in tasks:
+                t.cancel()
+            # the loops also end by themselves once stopping; never hang on one that does not
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            if stuck:
+                log.warning("IPC source: %d task(s) did not end when cancelled", len(stuck))
+        failed = [t.exception() for t in loops if t in done and not t.cancelled()
+                  and t.exception() is not None]
+        node_gone = gone in done
+        del loops, done, stop, gone  # no cycle through the tasks keeps capabilities alive
+        if failed:
+            raise failed[0]
+        if node_gone:
+            raise NodeUnavailableError("the node closed the IPC connection")
+
+    async def _unblock(self, conn: MiningConnection) -> None:
+        """Unblock our waits on the node before leaving, so its threads are free at once
+        instead of at their timeouts."""
+        waits = [conn.interrupt()]
+        if self._waiting is not None:
+            waits.append(self._waiting.interrupt_wait())
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 2)
+        except asyncio.TimeoutError:
+            pass
+
+    # ---- tips ------------------------------------------------------------------------------
+
+    async def _tip_loop(self, conn: MiningConnection, current: bytes) -> None:
+        while not self._stop.is_set():
+            ref = await conn.wait_tip_changed(current, self.tip_wait)
+            if ref is None:
+                raise NodeUnavailableError("the node is shutting down (waitTipChanged gave no tip)")
+            if ref[0] != current:
+                current = ref[0]
+                await self._announce_tip(conn, ref)
+
+    async def _announce_tip(self, conn: MiningConnection, ref: tuple) -> None:
+        """Tip -> the node's empty template for the next height -> SetNewPrevHash."""
+        block_hash, height = ref
+        t0 = time.perf_counter()
+        promise = conn.create_new_block(reserved_weight=self.min_reserved[0],
+                                        reserved_sigops=self.min_reserved[1], use_mempool=False,
+                                        cooldown=False, thread="tip")
+        header = promise.result.getBlockHeader(conn.ctx("tip"))  # pipelined
+        tmpl = await conn.template_of(promise)
+        if tmpl is None:
+            raise NodeUnavailableError("the node is shutting down (createNewBlock gave nothing)")
+        self.node_templates_created += 1
+        try:
+            hdr = btc.BlockHeader.from_bytes(bytes((await conn.call(header)).result))
+        except BitcoinDecodeError as e:
+            raise InvalidTemplateError(f"node template header: {e}") from None
+        self._hold((hdr.prev_hash, ()), tmpl)
+        if hdr.prev_hash == block_hash:  # else the tip moved on already: the next wait says
+            if self._set_tip(TipInfo(block_hash, height + 1, hdr.bits, hdr.time)):
+                self.fast_tips += 1
+                self._tip_out.clear()
+                self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
+                self.last_tip_ms = (time.perf_counter() - t0) * 1e3
+                log.debug("tip %s at height %d: the node's empty template in %.1f ms",
+                          btc.hash_hex(block_hash), height, self.last_tip_ms)
+
+    def _set_tip(self, tip: TipInfo) -> bool:
+        """Record a tip; False when it is the one we are on or older."""
+        cur = self._tip
+        if cur is not None and (tip.prev_hash == cur.prev_hash or tip.height < cur.height):
+            return False
+        self._tip = tip
+        self._tip_changed.set()
+        deadline = time.monotonic() + self.stale_grace + 1.0
+        for key, held in self._held.items():
+            if key[0] == tip.prev_hash:
+                held.expires = None
+            elif held.expires is None:
+                held.expires = deadline
+        return True
+
+    # ---- templates ------------------------------------------------------------------------
+
+    def _set_reservation(self, res: tuple) -> None:
+        if res == self.reservation:
+            return
+        log.info("coinbase reservation asked of the node: %d weight units, %d sigops cost "
+                 "(largest client group)", res[0], res[1])
+        self.reservation = res
+        if self._waiting is not None:  # the template loop makes a new template at once
+            waiting = self._waiting
+            asyncio.ensure_future(self._interrupt(waiting))
+
+    async def _interrupt(self, tmpl: NodeTemplate) -> None:
+        try:
+            await tmpl.interrupt_wait()
+        except IpcError as e:
+            log.debug("interruptWait: %s", e)
+
+    async def _template_loop(self, conn: MiningConnection) -> None:
+        cur: Optional[NodeTemplate] = None
+        made_for = None
+        last_sent = float("-inf")
+        interval = self.template_interval
+        while not self._stop.is_set():
+            if cur is None or self.reservation != made_for:
+                made_for = self.reservation
+                cur = await conn.template_of(conn.create_new_block(
+                    reserved_weight=made_for[0], reserved_sigops=made_for[1],
+                    cooldown=self.cooldown, thread="template"))
+                if cur is None:
+                    raise NodeUnavailableError("the node is shutting down (createNewBlock gave "
+                                               "nothing)")
+                self._use(cur)
+                self.node_templates_created += 1
+                await self._publish(cur)
+                last_sent = time.monotonic()
+                continue
+            elapsed = time.monotonic() - last_sent
+            if elapsed >= interval:
+                threshold, timeout = self.fee_delta, interval
+            else:  # within -templateinterval only a new tip counts
+                threshold, timeout = MAX_MONEY, interval - elapsed
+            self._tip_changed.clear()
+            self._waiting = cur
+            try:
+                nxt = await cur.wait_next(threshold, timeout)
+            finally:
+                self._waiting = None
+            if nxt is None:
+                continue
+            self._use(nxt)
+            cur = nxt
+            self.node_templates_created += 1
+            same_tip = await self._publish(nxt)
+            last_sent = time.monotonic()
+            if same_tip and threshold == MAX_MONEY:
+                # not fee-driven and no new tip: a testnet minimum-difficulty template (tip
+                # older than 20 minutes), which the node offers on every call from now on;
+                # ask again only after the interval or a new tip
+                try:
+                    await asyncio.wait_for(self._tip_changed.wait(), interval)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _publish(self, tmpl: NodeTemplate) -> bool:
+        """Fetch, convert, keep and hand a node template to the TP.  Returns whether it
+        builds on the tip we were already on."""
+        block, fees, sigops, cb = await tmpl.contents("template")
+        # Parsing holds the interpreter for milliseconds (the service's loop, writing
+        # SetNewPrevHash to every client, runs on another thread): let a new tip the tip
+        # path has not announced yet, or is still sending, go out first.
+        try:
+            if self._tip is None or block[4:36] != self._tip.prev_hash:
+                await asyncio.wait_for(self._tip_changed.wait(), TIP_FIRST)
+            await asyncio.wait_for(self._tip_out.wait(), TIP_FIRST)
+        except asyncio.TimeoutError:
+            pass
+        tpl = template_from_node(block, fees, sigops, cb, self.network, self._interner)
+        tip = self._tip
+        if tip is not None and tpl.height < tip.height:
+            log.debug("dropping a node template for height %d: the tip moved on", tpl.height)
+            return False
+        same = tip is not None and tpl.prev_hash == tip.prev_hash
+        if not same:
+            self._set_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time))
+        self._hold((tpl.prev_hash, tuple(t.txid for t in tpl.txs)), tmpl)
+        self.templates += 1
+        self._svc_loop.call_soon_threadsafe(self._deliver_template, tpl)
+        return same
+
+    def _hold(self, key: tuple, tmpl: NodeTemplate) -> None:
+        old = self._held.get(key)
+        self._held[key] = _Held(tmpl, None if self._tip is None or key[0] == self._tip.prev_hash
+                                else time.monotonic() + self.stale_grace + 1.0)
+        if old is not None and old.template is not tmpl:  # same block either way
+            self._free(old.template)
+
+    def _use(self, tmpl: NodeTemplate) -> None:
+        """The template loop moves on to ``tmpl``; its previous one may go."""
+        old, self._current = self._current, tmpl
+        if old is not tmpl:
+            self._free(old)
+
+    def _free(self, tmpl: Optional[NodeTemplate]) -> None:
+        """Destroy ``tmpl`` on the node unless the template loop or ``_held`` still has it."""
+        if tmpl is None or tmpl is self._current or \
+                any(h.template is tmpl for h in self._held.values()):
+            return
+        asyncio.ensure_future(tmpl.destroy())
+
+    async def _prune_loop(self) -> None:
+        """Free node templates of old tips once the TP's grace period for them is over."""
+        while not self._stop.is_set():
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for key in [k for k, h in self._held.items()
+                        if h.expires is not None and h.expires <= now]:
+                self._free(self._held.pop(key).template)
+
+    # ---- solutions -------------------------------------------------------------------------
+
+    async def _submit(self, block: bytes) -> Optional[str]:
+        try:
+            blk = btc.Block.from_bytes(block)
+        except BitcoinDecodeError as e:
+            return f"not a block: {e}"
+        hdr = blk.header
+        coinbase = blk.txs[0].serialize(True)
+        key = (hdr.prev_hash, tuple(t.txid for t in blk.txs[1:]))
+        delay = self.retry_delay
+        last: object = None
+        for attempt in range(1, self.submit_attempts + 1):
+            conn = self._conn
+            try:
+                if conn is None:
+                    raise NodeUnavailableError("not connected to the node")
+                held = self._held.get(key)
+                if held is not None:
+                    if await held.template.submit_solution(hdr.version, hdr.time, hdr.nonce,
+                                                           coinbase):
+                        return None
+                    _, reason, debug = await conn.check_block(block)
+                    return (f"the node refused the block: {reason or 'submitSolution returned false'}"
+                            + (f" ({debug})" if debug else ""))
+                got = await conn.submit_block(block)
+                if got is not None:
+                    ok, reason, debug = got
+                    if ok or reason == "duplicate":
+                        return None
+                    return f"submitBlock: {reason}" + (f" ({debug})" if debug else "")
+                return ("no node template holds this block's transactions (the node restarted, "
+                        "or a client's coinbase reservation grew after the template was made) "
+                        "and the node has no submitBlock (Core v31): submit the persisted block "
+                        "with bitcoin-cli submitblock")
+            except NodeUnavailableError as e:
+                last = e
+                log.warning("submitting block %s, attempt %d: %s; retrying in %.1f s",
+                            btc.hash_hex(hdr.hash), attempt, e, delay)
+                await self._sleep(delay)
+                if self._stop.is_set():
+                    break
+                delay = min(delay * 2, self.max_retry_delay)
+            except IpcError as e:
+                return f"submit failed: {e}"
+        return f"submit failed after {self.submit_attempts} attempts: {last}"
+
