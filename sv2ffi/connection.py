@@ -29,7 +29,7 @@ import enum
 import time
 
 from . import errors
-from .framing import Frame, FrameDecoder, decode_frame, encode_message
+from .framing import Frame, FrameDecoder, decode_frame, encode_message, is_known_extension
 from .keys import Certificate, EllSwiftKey, Keypair, decode_authority_pubkey
 from .messages import Message
 from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
@@ -230,7 +230,7 @@ class Connection:
     def _read_frames(self, msgs: list) -> None:
         decoder = self._decoder
         while (frame := decoder.next_frame()) is not None:
-            if frame.extension_type != 0:  # extensions we did not negotiate: ignore
+            if not is_known_extension(frame):  # an extension we have no messages of
                 self.unknown_messages += 1
                 continue
             try:

@@ -79,6 +79,16 @@ def constants() -> list[tuple[str, list[Constant]]]:
                     for m in schema.MESSAGES]
     error_codes = [Constant(f"ERROR_CODE_{name}", text, "error_code string")
                    for name, text in schema.ERROR_CODES.items()]
+    flags = [Constant(f"FLAG_{name}", bit, "SetupConnection" + (".Success" if "SUCCESS" in name
+                                                                else "") + ".flags bit",
+                      hex=True)
+             for name, bit in schema.SETUP_FLAGS.items()]
+    extensions = [
+        Constant("EXTENSION_NEGOTIATION", schema.EXTENSION_NEGOTIATION,
+                 "extension_type of RequestExtensions and its replies", hex=True),
+        Constant("EXTENSION_WORKER_HASHRATE_TRACKING", schema.WORKER_HASHRATE_TRACKING,
+                 "extension adding user_identity (a TLV) to SubmitSharesExtended", hex=True),
+    ]
     return [
         ("ABI", [Constant("ABI_VERSION", ABI_VERSION, "what sv2_abi_version() returns")]),
         ("Frames", [
@@ -109,7 +119,7 @@ def constants() -> list[tuple[str, list[Constant]]]:
                      "the protocol version SetupConnection must include"),
             Constant("LEGACY_COINBASE_SIGOPS", schema.LEGACY_COINBASE_SIGOPS,
                      "sigops assumed for the 4-byte legacy CoinbaseOutputConstraints"),
-        ] + error_codes),
+        ] + flags + extensions + error_codes),
         ("Channel bits", channel_bits),
     ]
 

@@ -92,7 +92,8 @@ def message_struct_name(m: MessageSpec) -> str:
 
 
 def msg_type_value(m: MessageSpec) -> int:
-    """Sv2Message.type: msg_type, with extension_type in the upper bits (0 for now)."""
+    """Sv2Message.type: msg_type in bits 0-7, extension_type in bits 8-22 (so extension
+    0x0001's RequestExtensions, msg_type 0x00, is 0x100)."""
     return (m.extension_type << 8) | m.msg_type
 
 
@@ -114,6 +115,8 @@ def _field_doc(f: schema.Field) -> str:
     doc = f"{f.type.name}: {f.doc}" if f.doc else f.type.name
     if f.type.kind == "bytes" and f.type.text:
         doc += " (text; NUL-terminated in decoded messages)"
+    elif f.type.kind == "seq" and f.type.max_len == 1:
+        doc += " (len 0: absent, len 1: elements[0] is the value)"
     return doc
 
 
@@ -133,8 +136,9 @@ def _status_enum(docs: bool) -> list[str]:
 
 
 def _msg_type_enum(docs: bool) -> list[str]:
-    out = _block_comment("Values of Sv2Message.type: the SV2 msg_type (extension_type 0; "
-                         "an extension's messages would carry it in bits 8-22).") if docs else []
+    out = _block_comment("Values of Sv2Message.type: the SV2 msg_type in bits 0-7 and the "
+                         "frame's extension_type (without the channel bit) in bits 8-22, so "
+                         "every (extension_type, msg_type) pair has its own value.") if docs else []
     out.append("typedef enum Sv2MsgType {")
     for m in schema.MESSAGES:
         if docs:
@@ -176,8 +180,9 @@ def _message_struct(m: MessageSpec, docs: bool) -> list[str]:
     out = []
     if docs:
         chan = ", channel message" if m.channel_msg else ""
-        out += _block_comment(f"{m.name} ({m.protocol}, msg_type 0x{m.msg_type:02x}{chan}): "
-                              f"{m.doc}")
+        ext = f"extension_type 0x{m.extension_type:04x}, " if m.extension_type else ""
+        out += _block_comment(f"{m.name} ({m.protocol}, {ext}msg_type 0x{m.msg_type:02x}"
+                              f"{chan}): {m.doc}")
     out.append(f"typedef struct {name} {{")
     if not m.fields:
         out += _member("uint8_t unused", "messages without fields still need a member"
@@ -204,6 +209,11 @@ def _message_union(docs: bool) -> list[str]:
     out.append("    union {")
     for m in schema.MESSAGES:
         out.append(f"        {message_struct_name(m)} {m.snake_name};")
+    if docs:
+        out += _block_comment(
+            f"not a message: fixes the union at {schema.C_UNION_RESERVED} bytes, so "
+            "messages added later never change sizeof(Sv2Message)", "        ")
+    out.append(f"        uint64_t reserved[{schema.C_UNION_RESERVED // 8}];")
     out.append("    };")
     out.append("} Sv2Message;")
     return out
