@@ -1319,7 +1319,7 @@ void sv2_bytes_free(Sv2Bytes *bytes);
 
 /**
  * Frees the buffers of a message the library returned and zeroes it. Only for messages from
- * sv2_decoder_next / sv2_connection_next. NULL is ignored.
+ * sv2_decode / sv2_decoder_next / sv2_connection_next. NULL is ignored.
  */
 void sv2_message_free(Sv2Message *msg);
 
@@ -1331,17 +1331,46 @@ void sv2_message_free(Sv2Message *msg);
  */
 Sv2Status sv2_encode(const Sv2Message *msg, Sv2Bytes *frame);
 
+/**
+ * The size of the frame sv2_encode / sv2_encode_into would make of msg (header included),
+ * after the same checks. On failure *size is 0.
+ */
+Sv2Status sv2_encoded_size(const Sv2Message *msg, size_t *size);
+
+/**
+ * Encodes msg as one frame into the caller's buf of cap bytes, no allocation; *written is the
+ * frame's size. If cap is too small: SV2_ERR_INVALID_ARGUMENT, *written is the size needed and
+ * buf is untouched.
+ */
+Sv2Status sv2_encode_into(const Sv2Message *msg, uint8_t *buf, size_t cap, size_t *written);
+
+/**
+ * Decodes the frame at the start of data (len bytes, possibly more than one frame): SV2_OK
+ * with the message in *out (free it with sv2_message_free) and the frame's size in *consumed;
+ * SV2_NEED_MORE_DATA (*consumed 0) if data holds no whole frame; on SV2_ERR_UNKNOWN_MESSAGE or
+ * SV2_ERR_DECODE *consumed is the bad frame's size, so the caller can skip it. No allocation
+ * for messages without variable-size fields.
+ */
+Sv2Status sv2_decode(const uint8_t *data, size_t len, Sv2Message *out, size_t *consumed);
+
 /** A streaming decoder for plaintext frames, or NULL on failure. */
 Sv2Decoder *sv2_decoder_new(void);
+
+/**
+ * A streaming decoder that refuses frames with more than max_payload payload bytes
+ * (SV2_ERR_PAYLOAD_TOO_BIG, before buffering them), for peers that must not make it hold up to
+ * 16 MiB. NULL if max_payload > SV2_MAX_PAYLOAD.
+ */
+Sv2Decoder *sv2_decoder_new_with_limit(size_t max_payload);
 
 /** Buffers len bytes (any chunking: a byte, a frame, many frames). data is copied. */
 Sv2Status sv2_decoder_feed(Sv2Decoder *dec, const uint8_t *data, size_t len);
 
 /**
  * SV2_OK with the next message in *out (free it with sv2_message_free), SV2_NEED_MORE_DATA
- * until a whole frame is buffered, or an error. After SV2_ERR_UNKNOWN_MESSAGE or
- * SV2_ERR_DECODE the bad frame is consumed and the next call continues; after
- * SV2_ERR_PAYLOAD_TOO_BIG the decoder stays failed.
+ * until a whole frame is buffered, or an error. Frames of an extension without messages here
+ * are skipped. After SV2_ERR_UNKNOWN_MESSAGE or SV2_ERR_DECODE the bad frame is consumed and
+ * the next call continues; after SV2_ERR_PAYLOAD_TOO_BIG the decoder stays failed.
  */
 Sv2Status sv2_decoder_next(Sv2Decoder *dec, Sv2Message *out);
 

@@ -7,6 +7,8 @@ with ``glue.c`` and links libpython (``CMakeLists.txt``):
                    include/sv2.h when that is up to date; the build never trusts a stale one)
   sv2_internal.h   declarations shared by the wrappers and glue.c
   sv2_exports.c    the exported C functions, each forwarding to an extern "Python" one
+  sv2_codec.c/.h   the codec in plain C (sv2ffi/capi/codegen.py); libsv2 compiles the .c
+                   with SV2_CODEC_LIBSV2, and installs both for standalone use
   _sv2ffi_capi.c   cffi's module: extern "Python" entry points + the frozen init code
 
 The init code frozen into the library is deliberately tiny: make the installed sv2ffi
@@ -37,7 +39,7 @@ if __name__ == "__main__" and not __package__:  # pragma: no cover - exercised b
         sys.modules[_name] = _mod
     __package__ = "sv2ffi.capi"
 
-from . import render  # noqa: E402
+from . import codegen, render  # noqa: E402
 
 MODULE = "_sv2ffi_capi"
 ENV_PYTHONPATH = "SV2FFI_PYTHONPATH"
@@ -47,6 +49,10 @@ HELPERS = """
 void *sv2i_alloc(size_t n);
 void sv2i_set_error(const char *msg);
 void sv2i_mark_ready(void);
+const char *sv2_last_error(void);
+void sv2_bytes_free(Sv2Bytes *bytes);
+Sv2Status sv2_encode(const Sv2Message *msg, Sv2Bytes *frame);
+Sv2Status sv2_decode(const uint8_t *data, size_t len, Sv2Message *out, size_t *consumed);
 """
 
 INIT_CODE = """\
@@ -95,6 +101,8 @@ def write_sources(out_dir: Path, site_dirs: list[str]) -> list[Path]:
         "sv2.h": render.render_header(),
         "sv2_internal.h": render.render_internal_header(),
         "sv2_exports.c": render.render_wrappers(),
+        codegen.CODEC_SOURCE: codegen.render_codec_source(),
+        codegen.CODEC_HEADER: codegen.render_codec_header(),
     }
     for name, text in outputs.items():
         _write(out_dir / name, text)

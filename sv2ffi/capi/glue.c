@@ -1,8 +1,9 @@
 /* glue.c: the hand-written C part of libsv2.
  *
- * What must not need Python lives here: the ABI version, the thread-local last error,
- * the frees (a message the library returns is one malloc'd block, so freeing it is one
- * free()), and starting the embedded interpreter.
+ * What must not need Python lives here: the ABI version, the thread-local last error
+ * (the C codec, sv2_codec.c, and the Python side both set it), and starting the
+ * embedded interpreter, which only connections, keys and the embedded template provider
+ * need: the codec is C.
  *
  * Why start Python here instead of letting cffi do it: cffi calls Py_InitializeEx(0),
  * which derives sys.prefix from whatever "python3" the host's PATH holds, sets the
@@ -151,19 +152,4 @@ SV2I_EXPORT const char *sv2_last_error(void)
     return last_error;
 }
 
-SV2I_EXPORT void sv2_bytes_free(Sv2Bytes *bytes)
-{
-    if (!bytes)
-        return;
-    free((void *)bytes->data);
-    bytes->data = NULL;
-    bytes->len = 0;
-}
 
-SV2I_EXPORT void sv2_message_free(Sv2Message *msg)
-{
-    if (!msg)
-        return;
-    free(msg->storage);
-    memset(msg, 0, sizeof *msg);
-}
