@@ -12,9 +12,10 @@ with ``glue.c`` and links libpython (``CMakeLists.txt``):
   _sv2ffi_capi.c   cffi's module: extern "Python" entry points + the frozen init code
 
 The init code frozen into the library is deliberately tiny: make the installed sv2ffi
-package importable (``SV2FFI_PYTHONPATH`` if set, else the site-packages directory fixed
-at build time; ``site.addsitedir`` so an editable install's .pth hook works too), then
-``sv2ffi.capi.exports.install`` binds every export.  All behaviour lives in the package.
+package importable (``SV2FFI_PYTHONPATH`` if set, else the site-packages directory the
+library found itself in (glue.c), else the one fixed at build time; ``site.addsitedir``
+so an editable install's .pth hook works too), then ``sv2ffi.capi.exports.install``
+binds every export.  All behaviour lives in the package.
 
 Run as a script by CMake: ``python sv2ffi/capi/build.py --out-dir DIR --site-dir DIR``.
 As a script it imports the schema and the renderer from this source tree *without*
@@ -49,6 +50,7 @@ HELPERS = """
 void *sv2i_alloc(size_t n);
 void sv2i_set_error(const char *msg);
 void sv2i_mark_ready(void);
+const char *sv2i_site_dir(void);
 const char *sv2_last_error(void);
 void sv2_bytes_free(Sv2Bytes *bytes);
 Sv2Status sv2_encode(const Sv2Message *msg, Sv2Bytes *frame);
@@ -59,13 +61,14 @@ INIT_CODE = """\
 import os, site, sys
 from {module} import ffi, lib
 _env = os.environ.get({env!r})
+_found = ffi.string(lib.sv2i_site_dir()).decode()
 if _env:
     for _d in reversed([d for d in _env.split(os.pathsep) if d]):
         if _d not in sys.path:
             sys.path.insert(0, _d)
         site.addsitedir(_d)
 else:
-    for _d in {site_dirs!r}:
+    for _d in ([_found] if _found else {site_dirs!r}):
         site.addsitedir(_d)
 from sv2ffi.capi import exports
 exports.install(ffi, lib)
