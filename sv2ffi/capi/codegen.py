@@ -202,8 +202,50 @@ def _encode_unchecked(m: MessageSpec) -> bool:
         for f in m.fields)
 
 
+_GET = {1: "{p}[{o}]", 2: "sv2c_get16({p} + {o})", 3: "sv2c_get24({p} + {o})",
+        4: "sv2c_get32({p} + {o})", 8: "sv2c_get64({p} + {o})"}
+_PUT = {1: "{p}[{o}] = (uint8_t)({v})", 2: "sv2c_put16({p} + {o}, {v})",
+        3: "sv2c_put24({p} + {o}, {v})", 4: "sv2c_put32({p} + {o}, {v})",
+        8: "sv2c_put64({p} + {o}, {v})"}
+
+
+def _fast_functions(m: MessageSpec) -> list[str]:
+    """Straight-line fill (decode) and write (encode) of a message whose fields all have a
+    fixed wire size: constant offsets, no table walk. The engine uses them when the
+    payload has exactly that size (decode) and no C value can be out of range (encode)."""
+    if not _fixed_payload(m):
+        return []
+    x = f"in->{m.snake_name}"
+    y = f"out->{m.snake_name}"
+    fill = [f"static void sv2c_fill_{m.snake_name}(const uint8_t *p, Sv2Message *out)", "{"]
+    write = [f"static void sv2c_write_{m.snake_name}(const Sv2Message *in, uint8_t *p)", "{"]
+    off = 0
+    for f in m.fields:
+        t = f.type
+        if t.kind == "int":
+            fill.append(f"    {y}.{f.name} = ({t.c_type}){_GET[t.size].format(p='p', o=off)};")
+            write.append("    " + _PUT[t.size].format(p="p", o=off, v=f"{x}.{f.name}") + ";")
+        elif t.kind == "bool":
+            fill.append(f"    {y}.{f.name} = (p[{off}] & 1) != 0;")
+            write.append(f"    p[{off}] = {x}.{f.name} ? 1 : 0;")
+        elif t.kind == "f32":
+            fill.append(f"    sv2c_store_float_bits(&{y}.{f.name}, sv2c_get32(p + {off}));")
+            write.append(f"    sv2c_put32(p + {off}, sv2c_float_bits(&{x}.{f.name}));")
+        else:
+            fill.append(f"    memcpy({y}.{f.name}, p + {off}, {t.size});")
+            write.append(f"    memcpy(p + {off}, {x}.{f.name}, {t.size});")
+        off += t.size
+    if not _encode_unchecked(m):
+        write = []
+    else:
+        write.append("}")
+    return fill + ["}"] + write
+
+
 def _message_tables() -> list[str]:
     out = []
+    for m in schema.MESSAGES:
+        out += _fast_functions(m)
     for m in schema.MESSAGES:
         for f in m.fields:
             if f.choices is not None:
@@ -221,7 +263,8 @@ def _message_tables() -> list[str]:
             f"{int(m.channel_msg)}, {len(m.fields)}, sv2c_fields_{m.snake_name}, "
             f"(uint16_t)offsetof(Sv2Message, {m.snake_name}), "
             f"(uint16_t)sizeof({render.message_struct_name(m)}), {_fixed_payload(m)}u, "
-            f"{int(_encode_unchecked(m))}}};")
+            f"{'sv2c_fill_' + m.snake_name if _fixed_payload(m) else 'NULL'}, "
+            f"{'sv2c_write_' + m.snake_name if _encode_unchecked(m) else 'NULL'}}};")
     out += ["", "/* (extension_type << 8 | msg_type), i.e. Sv2Message.type -> message */",
             "static const Sv2cMessage *sv2c_find(uint32_t key)", "{", "    switch (key) {"]
     for m in schema.MESSAGES:
@@ -325,8 +368,60 @@ typedef struct Sv2cMessage {
     uint16_t member;             /* offset of the union member */
     uint16_t c_size;             /* its size */
     uint32_t fixed_payload;      /* > 0: payload of fixed size, fields without checks */
-    unsigned char encode_unchecked; /* fixed_payload and no value a C type can get wrong */
+    /* generated straight-line code for fixed-size messages (NULL: use the engine) */
+    void (*fill)(const uint8_t *payload, Sv2Message *out);
+    void (*write)(const Sv2Message *in, uint8_t *payload); /* only if nothing to check */
 } Sv2cMessage;
+
+static uint16_t sv2c_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t sv2c_get24(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16;
+}
+static uint32_t sv2c_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t sv2c_get64(const uint8_t *p)
+{
+    return (uint64_t)sv2c_get32(p) | (uint64_t)sv2c_get32(p + 4) << 32;
+}
+static void sv2c_put16(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void sv2c_put24(uint8_t *p, uint32_t v)
+{
+    sv2c_put16(p, v);
+    p[2] = (uint8_t)(v >> 16);
+}
+static void sv2c_put32(uint8_t *p, uint32_t v)
+{
+    sv2c_put16(p, v);
+    sv2c_put16(p + 2, v >> 16);
+}
+static void sv2c_put64(uint8_t *p, uint64_t v)
+{
+    sv2c_put32(p, (uint32_t)v);
+    sv2c_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t sv2c_float_bits(const void *src)
+{
+    float f;
+    uint32_t u;
+    memcpy(&f, src, sizeof f);
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static void sv2c_store_float_bits(void *dst, uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    memcpy(dst, &f, sizeof f);
+}
 
 /* ---- generated from sv2ffi/schema.py -------------------------------------------------- */
 """
@@ -412,23 +507,22 @@ static uint64_t sv2c_get(const uint8_t *p, unsigned n)
 {
     switch (n) {
     case 1: return p[0];
-    case 2: return (uint64_t)p[0] | (uint64_t)p[1] << 8;
-    case 3: return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16;
-    case 4:
-        return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-               (uint64_t)p[3] << 24;
-    default:
-        return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-               (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-               (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+    case 2: return sv2c_get16(p);
+    case 3: return sv2c_get24(p);
+    case 4: return sv2c_get32(p);
+    default: return sv2c_get64(p);
     }
 }
 
 static uint8_t *sv2c_put(uint8_t *p, uint64_t v, unsigned n)
 {
-    unsigned i;
-    for (i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    switch (n) {
+    case 1: p[0] = (uint8_t)v; break;
+    case 2: sv2c_put16(p, (uint32_t)v); break;
+    case 3: sv2c_put24(p, (uint32_t)v); break;
+    case 4: sv2c_put32(p, (uint32_t)v); break;
+    default: sv2c_put64(p, v); break;
+    }
     return p + n;
 }
 
@@ -460,22 +554,6 @@ static void sv2c_store_int(void *dst, unsigned csize, uint64_t v)
     }
 }
 
-static uint32_t sv2c_float_bits(const void *src)
-{
-    float f;
-    uint32_t u;
-    memcpy(&f, src, sizeof f);
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-static void sv2c_store_float_bits(void *dst, uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    memcpy(dst, &f, sizeof f);
-}
-
 /* the two machine words of Sv2Bytes and of every Sv2...Seq: a pointer and a size_t */
 typedef struct Sv2cSpan {
     const void *data;
@@ -502,21 +580,33 @@ static void sv2c_set_span(void *dst, const void *data, size_t len)
 
 /* ---- encoding: check and size, then write ---------------------------------------------- */
 
+/* An encoding error in field f (in element `elem` of it when >= 0), the Python codec's way:
+   "<message>.<field>: element <i>: <reason>". Formatted only when it happens. */
+static Sv2Status sv2c_fail_element(const Sv2cMessage *m, const Sv2cField *f, long elem,
+                                   const char *fmt, ...)
+{
+    char reason[SV2C_ERROR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    if (elem >= 0)
+        return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1, "element %ld: %s",
+                         elem, reason);
+    return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1, "%s", reason);
+}
+
 /* Checks one value of type t at src (a C member or sequence element) and adds its wire
    size to *size. elem >= 0: it is element `elem` of a sequence, and the reason says so. */
 static Sv2Status sv2c_check_value(const Sv2cType *t, const void *src, const Sv2cMessage *m,
                                   const Sv2cField *f, long elem, uint64_t *size)
 {
-    char where[32] = "";
-    if (elem >= 0)
-        snprintf(where, sizeof where, "element %ld: ", elem);
     switch (t->kind) {
     case SV2C_INT: {
         uint64_t v = sv2c_load_int(src, t->csize);
         if (t->size < t->csize && v > t->max) /* U24 in a uint32_t */
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%s%llu does not fit %s (0..%lu)", where, (unsigned long long)v,
-                             t->name, (unsigned long)t->max);
+            return sv2c_fail_element(m, f, elem, "%llu does not fit %s (0..%lu)",
+                                     (unsigned long long)v, t->name, (unsigned long)t->max);
         *size += t->size;
         return SV2_OK;
     }
@@ -524,8 +614,8 @@ static Sv2Status sv2c_check_value(const Sv2cType *t, const void *src, const Sv2c
         uint8_t b;
         memcpy(&b, src, 1);
         if (b > 1)
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%sBOOL needs true or false, got %u", where, (unsigned)b);
+            return sv2c_fail_element(m, f, elem, "BOOL needs true or false, got %u",
+                                     (unsigned)b);
         *size += 1;
         return SV2_OK;
     }
@@ -536,12 +626,11 @@ static Sv2Status sv2c_check_value(const Sv2cType *t, const void *src, const Sv2c
     case SV2C_BYTES: {
         Sv2cSpan s = sv2c_span(src);
         if (s.len > t->max)
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%s%lu bytes do not fit %s (max %lu)", where, (unsigned long)s.len,
-                             t->name, (unsigned long)t->max);
+            return sv2c_fail_element(m, f, elem, "%lu bytes do not fit %s (max %lu)",
+                                     (unsigned long)s.len, t->name, (unsigned long)t->max);
         if (!s.data && s.len)
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%sdata is NULL but len is %lu", where, (unsigned long)s.len);
+            return sv2c_fail_element(m, f, elem, "data is NULL but len is %lu",
+                                     (unsigned long)s.len);
         *size += t->len_size + s.len;
         return SV2_OK;
     }
@@ -550,12 +639,11 @@ static Sv2Status sv2c_check_value(const Sv2cType *t, const void *src, const Sv2c
         size_t i;
         Sv2Status st;
         if (s.len > t->max)
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%s%lu elements do not fit %s (max %lu)", where,
-                             (unsigned long)s.len, t->name, (unsigned long)t->max);
+            return sv2c_fail_element(m, f, elem, "%lu elements do not fit %s (max %lu)",
+                                     (unsigned long)s.len, t->name, (unsigned long)t->max);
         if (!s.data && s.len)
-            return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, m->name, f->name, -1,
-                             "%selements is NULL but len is %lu", where, (unsigned long)s.len);
+            return sv2c_fail_element(m, f, elem, "elements is NULL but len is %lu",
+                                     (unsigned long)s.len);
         if (t->kind == SV2C_TLV) {
             if (s.len) { /* ext U16 | field U8, then the value with its U16 length */
                 *size += 3;
@@ -564,8 +652,9 @@ static Sv2Status sv2c_check_value(const Sv2cType *t, const void *src, const Sv2c
             return SV2_OK;
         }
         *size += t->len_size;
-        if (t->elem->kind == SV2C_FIXED || t->elem->kind == SV2C_F32) {
-            *size += (uint64_t)s.len * t->elem->size;
+        if (t->elem->kind == SV2C_FIXED || t->elem->kind == SV2C_F32 ||
+            (t->elem->kind == SV2C_INT && t->elem->size == t->elem->csize)) {
+            *size += (uint64_t)s.len * t->elem->size; /* no element can be wrong */
             return SV2_OK;
         }
         for (i = 0; i < s.len; i++) {
@@ -591,7 +680,7 @@ static Sv2Status sv2c_check_message(const Sv2Message *msg, const Sv2cMessage **m
                          "Sv2Message.type %d is not a known SV2_MSG_* value", (int)msg->type);
     *mp = m;
     *payload = 0;
-    if (m->encode_unchecked) {
+    if (m->write) {
         *payload = m->fixed_payload;
         return SV2_OK;
     }
@@ -665,9 +754,14 @@ static void sv2c_write_frame(const Sv2Message *msg, const Sv2cMessage *m, size_t
 {
     const uint8_t *base = (const uint8_t *)msg;
     unsigned i;
-    p = sv2c_put(p, m->ext | (m->channel ? SV2_CHANNEL_BIT : 0), 2);
-    *p++ = m->msg_type;
-    p = sv2c_put(p, payload, 3);
+    sv2c_put16(p, m->ext | (m->channel ? SV2_CHANNEL_BIT : 0));
+    p[2] = m->msg_type;
+    sv2c_put24(p + 3, (uint32_t)payload);
+    p += SV2_FRAME_HEADER_SIZE;
+    if (m->write) {
+        m->write(msg, p);
+        return;
+    }
     for (i = 0; i < m->n_fields; i++)
         p = sv2c_write_value(m->fields[i].type, base + m->fields[i].offset, p);
 }
@@ -925,12 +1019,11 @@ static Sv2Status sv2c_decode_payload(const Sv2cMessage *m, const uint8_t *buf, s
     unsigned i, k, n_regular = m->n_fields;
     Sv2Status st;
 
-    memset(base + m->member, 0, m->c_size);
-    if (m->fixed_payload && n == m->fixed_payload) { /* fixed-size fields, nothing to check */
-        for (i = 0; i < m->n_fields; i++)
-            off = sv2c_fill_value(m->fields[i].type, buf, off, base + m->fields[i].offset, NULL);
+    if (m->fill && n == m->fixed_payload) { /* fixed-size fields, nothing to check */
+        m->fill(buf, out);
         return SV2_OK;
     }
+    memset(base + m->member, 0, m->c_size);
     for (i = 0; i < m->n_fields; i++) {
         const Sv2cField *f = &m->fields[i];
         if (f->type->kind == SV2C_TLV) {
@@ -1046,13 +1139,16 @@ SV2_API Sv2Status sv2_decode(const uint8_t *data, size_t len, Sv2Message *out,
     *consumed = 0;
     if (!out)
         return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, NULL, NULL, -1, "out is NULL");
-    sv2c_clear(out);
+    out->type = (Sv2MsgType)0;
+    out->storage = NULL;
     if (!data && len)
         return sv2c_fail(SV2_ERR_INVALID_ARGUMENT, NULL, NULL, -1,
                          "data is NULL but len is %lu", (unsigned long)len);
     st = sv2c_decode_frame(data, len, SV2_MAX_PAYLOAD, out, &frame_len);
     if (st != SV2_NEED_MORE_DATA)
         *consumed = frame_len;
+    if (st != SV2_OK)
+        sv2c_clear(out);
     if (st == SV2C_DISCARD)
         return sv2c_fail(SV2_ERR_UNKNOWN_MESSAGE, NULL, NULL, -1,
                          "extension_type 0x%04x has no messages here (msg_type 0x%02x); "
