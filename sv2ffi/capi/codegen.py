@@ -184,24 +184,6 @@ def _field_rows(m: MessageSpec) -> list[str]:
     return rows
 
 
-def _fixed_payload(m: MessageSpec) -> int:
-    """Payload size when every field has a fixed wire size and decodes without checks."""
-    total = 0
-    for f in m.fields:
-        if f.type.size is None or f.choices is not None or f.absent_default is not None:
-            return 0
-        total += f.type.size
-    return total
-
-
-def _encode_unchecked(m: MessageSpec) -> bool:
-    """Fixed-size fields whose C types hold only valid values: no BOOL (a C bool may hold
-    2), no U24 (a uint32_t may exceed it)."""
-    return bool(_fixed_payload(m)) and all(
-        f.type.kind in ("fixed", "f32") or (f.type.kind == "int" and f.type.name != "U24")
-        for f in m.fields)
-
-
 _GET = {1: "{p}[{o}]", 2: "sv2c_get16({p} + {o})", 3: "sv2c_get24({p} + {o})",
         4: "sv2c_get32({p} + {o})", 8: "sv2c_get64({p} + {o})"}
 _PUT = {1: "{p}[{o}] = (uint8_t)({v})", 2: "sv2c_put16({p} + {o}, {v})",
@@ -209,37 +191,179 @@ _PUT = {1: "{p}[{o}] = (uint8_t)({v})", 2: "sv2c_put16({p} + {o}, {v})",
         8: "sv2c_put64({p} + {o}, {v})"}
 
 
-def _fast_functions(m: MessageSpec) -> list[str]:
-    """Straight-line fill (decode) and write (encode) of a message whose fields all have a
-    fixed wire size: constant offsets, no table walk. The engine uses them when the
-    payload has exactly that size (decode) and no C value can be out of range (encode)."""
-    if not _fixed_payload(m):
-        return []
-    x = f"in->{m.snake_name}"
+def _simple_elem(t: Sv2Type) -> bool:
+    return t.kind in ("int", "bool", "f32", "fixed")
+
+
+def _fast_encodable(m: MessageSpec) -> bool:
+    """Fields the generated straight-line encoder handles: no allowed-value lists, no TLV,
+    sequences of fixed-size elements only (sequences of byte strings use the engine)."""
+    return all(f.choices is None and f.type.tlv is None and
+               (f.type.kind != "seq" or _simple_elem(f.type.elem)) for f in m.fields)
+
+
+def _fast_decodable(m: MessageSpec) -> bool:
+    return _fast_encodable(m) and all(f.absent_default is None for f in m.fields)
+
+
+def _get_expr(t: Sv2Type, at: str) -> str:
+    if t.kind == "int":
+        return f"({t.c_type}){_GET[t.size].format(p='p', o=at)}"
+    raise AssertionError(t.kind)
+
+
+def _fast_decoder(m: MessageSpec) -> list[str]:
+    """``int sv2c_decode_<m>(p, n, out)``: 0 with *out filled, or -1 when anything is off
+    (the engine then decodes the payload again to report exactly what)."""
     y = f"out->{m.snake_name}"
-    fill = [f"static void sv2c_fill_{m.snake_name}(const uint8_t *p, Sv2Message *out)", "{"]
-    write = [f"static void sv2c_write_{m.snake_name}(const Sv2Message *in, uint8_t *p)", "{"]
-    off = 0
+    scan = [f"static int sv2c_decode_{m.snake_name}(const uint8_t *p, size_t n, Sv2Message *out)",
+            "{", "    size_t o = 0, store = 0;", "    uint8_t *a = NULL;"]
+    fill = ["    o = 0;"]
     for f in m.fields:
         t = f.type
-        if t.kind == "int":
-            fill.append(f"    {y}.{f.name} = ({t.c_type}){_GET[t.size].format(p='p', o=off)};")
-            write.append("    " + _PUT[t.size].format(p="p", o=off, v=f"{x}.{f.name}") + ";")
-        elif t.kind == "bool":
-            fill.append(f"    {y}.{f.name} = (p[{off}] & 1) != 0;")
-            write.append(f"    p[{off}] = {x}.{f.name} ? 1 : 0;")
-        elif t.kind == "f32":
-            fill.append(f"    sv2c_store_float_bits(&{y}.{f.name}, sv2c_get32(p + {off}));")
-            write.append(f"    sv2c_put32(p + {off}, sv2c_float_bits(&{x}.{f.name}));")
+        v = f"v_{f.name}"
+        if t.kind in ("int", "bool", "f32", "fixed"):
+            scan += [f"    if (n - o < {t.size})", "        return -1;", f"    o += {t.size};"]
+            if t.kind == "int":
+                fill.append(f"    {y}.{f.name} = {_get_expr(t, 'o')};")
+            elif t.kind == "bool":
+                fill.append(f"    {y}.{f.name} = (p[o] & 1) != 0;")
+            elif t.kind == "f32":
+                fill.append(f"    sv2c_store_float_bits(&{y}.{f.name}, sv2c_get32(p + o));")
+            else:
+                fill.append(f"    memcpy({y}.{f.name}, p + o, {t.size});")
+            fill.append(f"    o += {t.size};")
+            continue
+        scan.insert(2, f"    size_t {v};")
+        hdr = t.len_size
+        scan += [f"    if (n - o < {hdr})", "        return -1;",
+                 f"    {v} = (size_t){_GET[hdr].format(p='p', o='o')};"]
+        if t.max_len < (1 << (8 * hdr)) - 1:
+            scan += [f"    if ({v} > {t.max_len}u)", "        return -1;"]
+        scan.append(f"    o += {hdr};")
+        fill.append(f"    o += {hdr};")
+        if t.kind == "bytes":
+            text = int(t.text)
+            scan += [f"    if (n - o < {v})", "        return -1;", f"    o += {v};"]
+            if text:
+                scan.append(f"    store += SV2C_ALIGN({v} + 1);")
+                fill += [f"    memcpy(a, p + o, {v});", f"    a[{v}] = 0;",
+                         f"    sv2c_set_span(&{y}.{f.name}, a, {v});",
+                         f"    a += SV2C_ALIGN({v} + 1);"]
+            else:
+                scan += [f"    store += SV2C_ALIGN({v});"]
+                fill += [f"    if ({v}) {{", f"        memcpy(a, p + o, {v});",
+                         f"        sv2c_set_span(&{y}.{f.name}, a, {v});",
+                         f"        a += SV2C_ALIGN({v});", "    } else {",
+                         f"        sv2c_set_span(&{y}.{f.name}, NULL, 0);", "    }"]
+            fill.append(f"    o += {v};")
+            continue
+        e = t.elem
+        esize, ecsize = e.size, _c_elem_size(e)
+        scan += [f"    if ({v} > (n - o) / {esize})", "        return -1;",
+                 f"    o += {v} * {esize};", f"    store += SV2C_ALIGN({v} * {ecsize});"]
+        fill += [f"    if ({v}) {{"]
+        if e.kind == "fixed":
+            fill.append(f"        memcpy(a, p + o, {v} * {esize});")
         else:
-            fill.append(f"    memcpy({y}.{f.name}, p + {off}, {t.size});")
-            write.append(f"    memcpy(p + {off}, {x}.{f.name}, {t.size});")
-        off += t.size
-    if not _encode_unchecked(m):
-        write = []
-    else:
-        write.append("}")
-    return fill + ["}"] + write
+            fill += ["        size_t i;", f"        for (i = 0; i < {v}; i++) {{"]
+            at = f"o + i * {esize}"
+            if e.kind == "int":
+                fill.append(f"            {e.c_type} x = {_get_expr(e, at)};")
+            elif e.kind == "bool":
+                fill.append(f"            bool x = (p[{at}] & 1) != 0;")
+            else:
+                fill += ["            float x;",
+                         f"            sv2c_store_float_bits(&x, sv2c_get32(p + {at}));"]
+            fill += [f"            memcpy(a + i * {ecsize}, &x, sizeof x);", "        }"]
+        fill += [f"        sv2c_set_span(&{y}.{f.name}, a, {v});",
+                 f"        a += SV2C_ALIGN({v} * {ecsize});", "    } else {",
+                 f"        sv2c_set_span(&{y}.{f.name}, NULL, 0);", "    }",
+                 f"    o += {v} * {esize};"]
+    scan += ["    if (o != n)", "        return -1;", "    if (store) {",
+             "        a = (uint8_t *)malloc(store);", "        if (!a)",
+             "            return -1; /* the engine reports it */", "        out->storage = a;",
+             "    }"]
+    return scan + fill + ["    return 0;", "}"]
+
+
+def _fast_encoder(m: MessageSpec) -> list[str]:
+    """``sv2c_size_<m>`` (payload size, or -1 when a value needs the engine's error) and
+    ``sv2c_write_<m>`` (writes the payload; only after size said yes)."""
+    x = f"in->{m.snake_name}"
+    size = [f"static int sv2c_size_{m.snake_name}(const Sv2Message *in, uint64_t *size)", "{",
+            "    uint64_t n = 0;", "    (void)in;"]
+    write = [f"static void sv2c_write_{m.snake_name}(const Sv2Message *in, uint8_t *p)", "{"]
+    fixed = 0
+    for f in m.fields:
+        t = f.type
+        member = f"{x}.{f.name}"
+        if t.kind in ("int", "bool", "f32", "fixed"):
+            fixed += t.size
+            if t.kind == "int":
+                if t.size < _C_SIZE[t.c_type]:
+                    size += [f"    if ({member} > {t.max_value}u)", "        return -1;"]
+                write += ["    " + _PUT[t.size].format(p="p", o="0", v=member) + ";",
+                          f"    p += {t.size};"]
+            elif t.kind == "bool":
+                size += [f"    if (*(const uint8_t *)&{member} > 1)", "        return -1;"]
+                write += [f"    *p++ = {member} ? 1 : 0;"]
+            elif t.kind == "f32":
+                write += [f"    sv2c_put32(p, sv2c_float_bits(&{member}));", "    p += 4;"]
+            else:
+                write += [f"    memcpy(p, {member}, {t.size});", f"    p += {t.size};"]
+            continue
+        hdr = t.len_size
+        fixed += hdr
+        ptr = "data" if t.kind == "bytes" else "elements"
+        size += [f"    if ({member}.len > {t.max_len}u || (!{member}.{ptr} && {member}.len))",
+                 "        return -1;"]
+        put_len = _PUT[hdr].format(p="p", o="0", v=f"(uint32_t){member}.len")
+        write += [f"    {put_len};", f"    p += {hdr};"]
+        if t.kind == "bytes":
+            size.append(f"    n += {member}.len;")
+            write += [f"    if ({member}.len)", f"        memcpy(p, {member}.data, {member}.len);",
+                      f"    p += {member}.len;"]
+            continue
+        e = t.elem
+        size.append(f"    n += (uint64_t){member}.len * {e.size};")
+        if e.kind == "fixed":
+            write += [f"    if ({member}.len)",
+                      f"        memcpy(p, {member}.elements, {member}.len * {e.size});",
+                      f"    p += {member}.len * {e.size};"]
+            continue
+        loop = ["    {", "        size_t i;", f"        for (i = 0; i < {member}.len; i++) {{"]
+        if e.kind == "bool":
+            size += ["    {", "        size_t i;", f"        for (i = 0; i < {member}.len; i++)",
+                     f"            if (((const uint8_t *){member}.elements)[i] > 1)",
+                     "                return -1;", "    }"]
+            write += loop + [f"            *p++ = {member}.elements[i] ? 1 : 0;", "        }",
+                             "    }"]
+        elif e.kind == "f32":
+            write += loop + [f"            sv2c_put32(p, sv2c_float_bits(&{member}.elements[i]));",
+                             "            p += 4;", "        }", "    }"]
+        else:
+            if e.size < _C_SIZE[e.c_type]:
+                size += ["    {", "        size_t i;", f"        for (i = 0; i < {member}.len; i++)",
+                         f"            if ({member}.elements[i] > {e.max_value}u)",
+                         "                return -1;", "    }"]
+            put = _PUT[e.size].format(p="p", o="0", v=f"{member}.elements[i]")
+            write += loop + [f"            {put};", f"            p += {e.size};", "        }", "    }"]
+    size += [f"    *size = n + {fixed}u;", "    return 0;", "}"]
+    write.append("}")
+    return size + write
+
+
+def _fast_functions(m: MessageSpec) -> list[str]:
+    """Straight-line code generated for one message: constant types and sizes, no table
+    walk. Used whenever the input is valid; on anything else the table-driven engine runs
+    and reports the error exactly as the Python codec does."""
+    out = []
+    if _fast_decodable(m):
+        out += _fast_decoder(m)
+    if _fast_encodable(m):
+        out += _fast_encoder(m)
+    return out
 
 
 def _message_tables() -> list[str]:
@@ -262,9 +386,10 @@ def _message_tables() -> list[str]:
             f"0x{render.msg_type_value(m):x}u, 0x{m.extension_type:04x}, 0x{m.msg_type:02x}, "
             f"{int(m.channel_msg)}, {len(m.fields)}, sv2c_fields_{m.snake_name}, "
             f"(uint16_t)offsetof(Sv2Message, {m.snake_name}), "
-            f"(uint16_t)sizeof({render.message_struct_name(m)}), {_fixed_payload(m)}u, "
-            f"{'sv2c_fill_' + m.snake_name if _fixed_payload(m) else 'NULL'}, "
-            f"{'sv2c_write_' + m.snake_name if _encode_unchecked(m) else 'NULL'}}};")
+            f"(uint16_t)sizeof({render.message_struct_name(m)}), "
+            f"{'sv2c_decode_' + m.snake_name if _fast_decodable(m) else 'NULL'}, "
+            f"{'sv2c_size_' + m.snake_name if _fast_encodable(m) else 'NULL'}, "
+            f"{'sv2c_write_' + m.snake_name if _fast_encodable(m) else 'NULL'}}};")
     out += ["", "/* (extension_type << 8 | msg_type), i.e. Sv2Message.type -> message */",
             "static const Sv2cMessage *sv2c_find(uint32_t key)", "{", "    switch (key) {"]
     for m in schema.MESSAGES:
@@ -367,10 +492,11 @@ typedef struct Sv2cMessage {
     const Sv2cField *fields;
     uint16_t member;             /* offset of the union member */
     uint16_t c_size;             /* its size */
-    uint32_t fixed_payload;      /* > 0: payload of fixed size, fields without checks */
-    /* generated straight-line code for fixed-size messages (NULL: use the engine) */
-    void (*fill)(const uint8_t *payload, Sv2Message *out);
-    void (*write)(const Sv2Message *in, uint8_t *payload); /* only if nothing to check */
+    /* generated straight-line code (NULL: the engine alone); the engine also runs when
+       they say no, to report the error */
+    int (*decode)(const uint8_t *payload, size_t n, Sv2Message *out);
+    int (*size)(const Sv2Message *in, uint64_t *payload);
+    void (*write)(const Sv2Message *in, uint8_t *payload);
 } Sv2cMessage;
 
 static uint16_t sv2c_get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -422,6 +548,30 @@ static void sv2c_store_float_bits(void *dst, uint32_t u)
     memcpy(&f, &u, sizeof f);
     memcpy(dst, &f, sizeof f);
 }
+
+/* the two machine words of Sv2Bytes and of every Sv2...Seq: a pointer and a size_t */
+typedef struct Sv2cSpan {
+    const void *data;
+    size_t len;
+} Sv2cSpan;
+
+static Sv2cSpan sv2c_span(const void *src)
+{
+    Sv2cSpan s;
+    memcpy(&s, src, sizeof s);
+    return s;
+}
+
+static void sv2c_set_span(void *dst, const void *data, size_t len)
+{
+    Sv2cSpan s;
+    s.data = data;
+    s.len = len;
+    memcpy(dst, &s, sizeof s);
+}
+
+#define SV2C_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+
 
 /* ---- generated from sv2ffi/schema.py -------------------------------------------------- */
 """
@@ -554,28 +704,6 @@ static void sv2c_store_int(void *dst, unsigned csize, uint64_t v)
     }
 }
 
-/* the two machine words of Sv2Bytes and of every Sv2...Seq: a pointer and a size_t */
-typedef struct Sv2cSpan {
-    const void *data;
-    size_t len;
-} Sv2cSpan;
-
-static Sv2cSpan sv2c_span(const void *src)
-{
-    Sv2cSpan s;
-    memcpy(&s, src, sizeof s);
-    return s;
-}
-
-static void sv2c_set_span(void *dst, const void *data, size_t len)
-{
-    Sv2cSpan s;
-    s.data = data;
-    s.len = len;
-    memcpy(dst, &s, sizeof s);
-}
-
-#define SV2C_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
 #define SV2C_TLV_HEADER 5u
 
 /* ---- encoding: check and size, then write ---------------------------------------------- */
@@ -680,10 +808,8 @@ static Sv2Status sv2c_check_message(const Sv2Message *msg, const Sv2cMessage **m
                          "Sv2Message.type %d is not a known SV2_MSG_* value", (int)msg->type);
     *mp = m;
     *payload = 0;
-    if (m->write) {
-        *payload = m->fixed_payload;
-        return SV2_OK;
-    }
+    if (m->size && m->size(msg, payload) == 0)
+        goto sized;
     for (i = 0; i < m->n_fields; i++) {
         const Sv2cField *f = &m->fields[i];
         st = sv2c_check_value(f->type, base + f->offset, m, f, -1, payload);
@@ -699,6 +825,7 @@ static Sv2Status sv2c_check_message(const Sv2Message *msg, const Sv2cMessage **m
                                  f->choices_encode);
         }
     }
+sized:
     if (*payload > SV2_MAX_PAYLOAD)
         return sv2c_fail(SV2_ERR_PAYLOAD_TOO_BIG, NULL, NULL, -1,
                          "frame payload of %llu bytes exceeds the limit of %lu bytes",
@@ -1019,10 +1146,8 @@ static Sv2Status sv2c_decode_payload(const Sv2cMessage *m, const uint8_t *buf, s
     unsigned i, k, n_regular = m->n_fields;
     Sv2Status st;
 
-    if (m->fill && n == m->fixed_payload) { /* fixed-size fields, nothing to check */
-        m->fill(buf, out);
+    if (m->decode && m->decode(buf, n, out) == 0)
         return SV2_OK;
-    }
     memset(base + m->member, 0, m->c_size);
     for (i = 0; i < m->n_fields; i++) {
         const Sv2cField *f = &m->fields[i];
