@@ -188,6 +188,17 @@ def test_a_broken_sv2ffi_package_is_an_error_status_not_a_crash(capi, tmp_path):
     assert "SV2FFI_PYTHONPATH" in proc.stderr  # sv2_last_error() names the fix
 
 
+def test_the_codec_never_needs_python(capi, tmp_path):
+    """Every message through sv2_encode / sv2_decoder_* / the frees with an sv2ffi package
+    that cannot even be imported: the codec is C and never starts the interpreter."""
+    (tmp_path / "sv2ffi").mkdir()
+    (tmp_path / "sv2ffi" / "__init__.py").write_text("raise SystemExit('imported')\n")
+    proc = run(capi.test_program("all_messages"), env={"SV2FFI_PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == len(expected_samples())
+    assert "imported" not in proc.stderr
+
+
 def test_the_library_finds_python_with_an_empty_environment(capi):
     proc = subprocess.run([str(capi.test_program("all_messages"))], capture_output=True,
                           text=True, env={}, timeout=60, cwd="/")
