@@ -219,6 +219,13 @@ def test_mangled_messages_give_the_python_answer(c, msg, flips, cut):
     assert c_result(c, frame_of(key, payload)) == python_result(key, payload)
 
 
+@pytest.mark.parametrize("bits", ["0000c07f", "0100807f", "123481ff", "0000807f", "ffffff7f"])
+def test_f32_nan_and_infinity_decode_like_python(c, bits):
+    """A signalling NaN comes out quiet in both codecs (Python's float cannot hold it)."""
+    payload = (7).to_bytes(4, "little") + bytes.fromhex(bits) + bytes(32)
+    assert c_result(c, frame_of((0, 0x16), payload)) == python_result((0, 0x16), payload)
+
+
 def python_stream(data: bytes, max_payload: int) -> list:
     dec = framing.MessageDecoder(max_payload)
     dec.feed(data)

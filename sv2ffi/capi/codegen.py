@@ -229,7 +229,8 @@ def _fast_decoder(m: MessageSpec) -> list[str]:
             elif t.kind == "bool":
                 fill.append(f"    {y}.{f.name} = (p[o] & 1) != 0;")
             elif t.kind == "f32":
-                fill.append(f"    sv2c_store_float_bits(&{y}.{f.name}, sv2c_get32(p + o));")
+                fill.append(f"    sv2c_store_float_bits(&{y}.{f.name}, "
+                            f"sv2c_f32_from_wire(sv2c_get32(p + o)));")
             else:
                 fill.append(f"    memcpy({y}.{f.name}, p + o, {t.size});")
             fill.append(f"    o += {t.size};")
@@ -274,7 +275,8 @@ def _fast_decoder(m: MessageSpec) -> list[str]:
                 fill.append(f"            bool x = (p[{at}] & 1) != 0;")
             else:
                 fill += ["            float x;",
-                         f"            sv2c_store_float_bits(&x, sv2c_get32(p + {at}));"]
+                         f"            sv2c_store_float_bits(&x, sv2c_f32_from_wire("
+                         f"sv2c_get32(p + {at})));"]
             fill += [f"            memcpy(a + i * {ecsize}, &x, sizeof x);", "        }"]
         fill += [f"        sv2c_set_span(&{y}.{f.name}, a, {v});",
                  f"        a += SV2C_ALIGN({v} * {ecsize});", "    } else {",
@@ -547,6 +549,15 @@ static void sv2c_store_float_bits(void *dst, uint32_t u)
     float f;
     memcpy(&f, &u, sizeof f);
     memcpy(dst, &f, sizeof f);
+}
+
+/* An F32 as it arrives: a signalling NaN becomes quiet (the quiet bit set), as it does in
+   the Python codec (binary32 -> float -> binary32), so both decode alike. */
+static uint32_t sv2c_f32_from_wire(uint32_t u)
+{
+    if ((u & 0x7F800000u) == 0x7F800000u && (u & 0x007FFFFFu))
+        u |= 0x00400000u;
+    return u;
 }
 
 /* the two machine words of Sv2Bytes and of every Sv2...Seq: a pointer and a size_t */
@@ -1048,7 +1059,7 @@ static size_t sv2c_fill_value(const Sv2cType *t, const uint8_t *buf, size_t o, v
         return o + 1;
     }
     case SV2C_F32:
-        sv2c_store_float_bits(dst, (uint32_t)sv2c_get(buf + o, 4));
+        sv2c_store_float_bits(dst, sv2c_f32_from_wire(sv2c_get32(buf + o)));
         return o + 4;
     case SV2C_FIXED:
         memcpy(dst, buf + o, t->size);
