@@ -63,8 +63,8 @@ def render_codec_header() -> str:
         "#endif",
         "",
         "/* C99 has no anonymous unions; GCC and Clang accept one after __extension__ */",
-        "#if !defined(__cplusplus) && (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L) \\",
-        "    && defined(__GNUC__)",
+        "#if !defined(__cplusplus) && defined(__GNUC__) && \\",
+        "    (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L)",
         "#define SV2_ANONYMOUS_UNION __extension__ union",
         "#else",
         "#define SV2_ANONYMOUS_UNION union",
@@ -346,11 +346,13 @@ def _fast_encoder(m: MessageSpec) -> list[str]:
                              "            p += 4;", "        }", "    }"]
         else:
             if e.size < _C_SIZE[e.c_type]:
-                size += ["    {", "        size_t i;", f"        for (i = 0; i < {member}.len; i++)",
+                size += ["    {", "        size_t i;",
+                         f"        for (i = 0; i < {member}.len; i++)",
                          f"            if ({member}.elements[i] > {e.max_value}u)",
                          "                return -1;", "    }"]
             put = _PUT[e.size].format(p="p", o="0", v=f"{member}.elements[i]")
-            write += loop + [f"            {put};", f"            p += {e.size};", "        }", "    }"]
+            write += loop + [f"            {put};", f"            p += {e.size};", "        }",
+                             "    }"]
     size += [f"    *size = n + {fixed}u;", "    return 0;", "}"]
     write.append("}")
     return size + write
