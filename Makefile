@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean c-tools
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,12 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# optional: clang + libFuzzer and 32-bit gcc for the standalone C codec's tests
+# (tests/test_ccodec_standalone.py skips those cases, saying so, without them)
+c-tools:
+	apt-get update -qq
+	apt-get install -y -qq clang libfuzzer-14-dev gcc-multilib
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

@@ -247,6 +247,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_codegen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .capi import codegen
+
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in ((codegen.CODEC_HEADER, codegen.render_codec_header()),
+                           (codegen.CODEC_SOURCE, codegen.render_codec_source())):
+            (out / name).write_text(text)
+    except OSError as e:
+        return _fail(f"cannot write to {out}: {e}")
+    print(f"wrote {out / codegen.CODEC_HEADER} and {out / codegen.CODEC_SOURCE}")
+    return 0
+
+
 def cmd_interop(args: argparse.Namespace) -> int:
     from .capi.interop import main as interop_main
 
@@ -278,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--pkg-config-path", "for PKG_CONFIG_PATH (pkg-config sv2ffi)")):
         c.add_argument(flag, action="store_true", help=what)
     c.set_defaults(func=cmd_config)
+
+    g = sub.add_parser("codegen", help="write the standalone C codec (sv2_codec.h, sv2_codec.c: "
+                                       "C99, libc only) for firmware and tools")
+    g.add_argument("--out", required=True, help="directory to write the two files into")
+    g.set_defaults(func=cmd_codegen)
 
     io = sub.add_parser("interop", help="build libsv2 and the C++ examples, run each against "
                                         "its Python peer, print a transcript",

@@ -311,24 +311,29 @@ def _fast(t: Sv2Type) -> bool:
 
 
 class _Plan:
-    """How to encode/decode one message: struct runs where possible, closures elsewhere."""
+    """How to encode/decode one message: struct runs where possible, closures elsewhere;
+    an extension's TLV fields (``tlvs``) after all of them."""
 
-    __slots__ = ("spec", "cls", "fields", "steps")
+    __slots__ = ("spec", "cls", "fields", "steps", "tlvs", "tlv_index")
 
     def __init__(self, spec: MessageSpec, cls: type):
         self.spec = spec
         self.cls = cls
-        self.fields = [(f, *codec_for(f.type)) for f in spec.fields]
+        regular = [f for f in spec.fields if f.type.tlv is None]
+        self.fields = [(f, *codec_for(f.type)) for f in regular]
+        #: (field, value encoder, value decoder) of the TLV fields, in schema order
+        self.tlvs = [(f, *codec_for(f.type.elem)) for f in spec.fields if f.type.tlv]
+        self.tlv_index = {f.type.tlv: k for k, (f, _, _) in enumerate(self.tlvs)}
         # steps: (first field index, field count, _Run or None)
         self.steps = []
         i = 0
-        while i < len(spec.fields):
+        while i < len(regular):
             j = i
-            while (j < len(spec.fields) and _fast(spec.fields[j].type)
-                   and spec.fields[j].absent_default is None):
+            while (j < len(regular) and _fast(regular[j].type)
+                   and regular[j].absent_default is None):
                 j += 1
             if j > i:
-                self.steps.append((i, j - i, _Run(list(spec.fields[i:j]))))
+                self.steps.append((i, j - i, _Run(list(regular[i:j]))))
                 i = j
             else:
                 self.steps.append((i, 1, None))
@@ -361,6 +366,17 @@ def encode_payload(msg: Message) -> bytes:
             if f.choices is not None and value not in f.choices:
                 raise errors.EncodeError(f"{value!r} is not one of {sorted(f.choices)}",
                                          message=plan.spec.name, field=f.name)
+    for f, enc, _ in plan.tlvs:
+        value = getattr(msg, f.name)
+        if value is None:
+            continue
+        ext, field_type = f.type.tlv
+        out += ext.to_bytes(2, "little")
+        out.append(field_type)
+        try:
+            enc(value, out)  # the value's U16 length prefix is the TLV's Length
+        except _Bad as e:
+            raise errors.EncodeError(e.reason, message=plan.spec.name, field=f.name) from None
     return bytes(out)
 
 
@@ -399,10 +415,55 @@ def _decode_with(plan: _Plan, buf: bytes) -> Message:
                     f"{value} is not a defined value ({', '.join(map(str, sorted(f.choices)))})",
                     message=name, field=f.name, offset=start)
             values.append(value)
-    if off != n:
+    if plan.tlvs:
+        values += _decode_tlvs(plan, buf, off)
+    elif off != n:
         raise errors.TrailingBytesError(f"{n - off} trailing bytes after the last field",
                                         message=name, offset=off)
     return plan.cls(*values)
+
+
+TLV_HEADER_SIZE = 5  # extension_type U16 | field_type U8 | length U16
+
+
+def _decode_tlvs(plan: _Plan, buf: bytes, off: int) -> list:
+    """The TLV fields after a message's last regular field (spec 3.4.3), in schema order.
+
+    Any order on the wire; TLVs of other extensions or field types are skipped (the spec:
+    receivers ignore TLVs they did not negotiate), a known one twice is an error, and a
+    value above its maximum length is refused like any over-long byte string.
+    """
+    name = plan.spec.name
+    n = len(buf)
+    found = [None] * len(plan.tlvs)
+    seen = set()
+    while off < n:
+        if n - off < TLV_HEADER_SIZE:
+            raise errors.TruncatedError(
+                f"truncated TLV header: needs {TLV_HEADER_SIZE} bytes, {n - off} left",
+                message=name, offset=off)
+        ext = buf[off] | buf[off + 1] << 8
+        field_type = buf[off + 2]
+        k = plan.tlv_index.get((ext, field_type))
+        if k is None:
+            length = buf[off + 3] | buf[off + 4] << 8
+            if off + TLV_HEADER_SIZE + length > n:
+                raise errors.TruncatedError(
+                    f"truncated TLV 0x{ext:04x}/0x{field_type:02x}: length {length}, "
+                    f"{n - off - TLV_HEADER_SIZE} bytes left", message=name,
+                    offset=off + TLV_HEADER_SIZE)
+            off += TLV_HEADER_SIZE + length
+            continue
+        f, _, dec = plan.tlvs[k]
+        if k in seen:
+            raise errors.DecodeError(f"TLV 0x{ext:04x}/0x{field_type:02x} appears twice",
+                                     message=name, field=f.name, offset=off)
+        seen.add(k)
+        try:
+            found[k], off = dec(buf, off + 3)
+        except _Bad as e:
+            raise e.kind(e.reason, message=name, field=f.name, offset=e.offset) from None
+    return found
 
 
 def message_type_of(msg: Message) -> tuple[int, int, bool]:

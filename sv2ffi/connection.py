@@ -29,7 +29,7 @@ import enum
 import time
 
 from . import errors
-from .framing import Frame, FrameDecoder, decode_frame, encode_message
+from .framing import Frame, FrameDecoder, decode_frame, encode_message, is_known_extension
 from .keys import Certificate, EllSwiftKey, Keypair, decode_authority_pubkey
 from .messages import Message
 from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
@@ -72,6 +72,9 @@ class Connection:
         self._decoder = None
         #: frames skipped: unknown msg_type, or an extension we do not speak
         self.unknown_messages = 0
+        #: True: feed() returns the Frames (of extensions the schema has) undecoded, for a
+        #: caller with a codec of its own (libsv2 decodes them with its C codec)
+        self.frames_only = False
         #: the error that failed the connection, if any
         self.error: errors.Sv2Error | None = None
         if role is Role.PLAIN:
@@ -232,8 +235,11 @@ class Connection:
     def _read_frames(self, msgs: list) -> None:
         decoder = self._decoder
         while (frame := decoder.next_frame()) is not None:
-            if frame.extension_type != 0:  # extensions we did not negotiate: ignore
+            if not is_known_extension(frame):  # an extension we have no messages of
                 self.unknown_messages += 1
+                continue
+            if self.frames_only:
+                msgs.append(frame)
                 continue
             try:
                 msgs.append(decode_frame(frame))
@@ -262,6 +268,11 @@ class Connection:
         """Wire bytes for a raw frame (e.g. an extension message the schema lacks)."""
         self._check_sendable()
         return self._send_plain_frame(frame.to_bytes())
+
+    def send_encoded(self, frame: bytes) -> bytes:
+        """Wire bytes for one frame already encoded (header + payload) by another codec."""
+        self._check_sendable()
+        return self._send_plain_frame(frame)
 
     def _send_plain_frame(self, frame_bytes: bytes) -> bytes:
         if self._encryptor is None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from . import codec, errors
 from .messages import Message
-from .schema import CHANNEL_BIT, EXTENSION_TYPE_MASK, FRAME_HEADER_SIZE, MAX_PAYLOAD
+from .schema import (CHANNEL_BIT, EXTENSION_TYPE_MASK, FRAME_HEADER_SIZE, KNOWN_EXTENSIONS,
+                     MAX_PAYLOAD)
 
 
 @dataclass(slots=True)
@@ -122,13 +123,23 @@ class FrameDecoder:
             yield frame
 
 
+def is_known_extension(frame: Frame) -> bool:
+    """Whether the schema has messages of the frame's extension_type.
+
+    Messages are keyed by (extension_type, msg_type): extension 0x0001's messages reuse
+    msg_types 0x00-0x02.  Frames of any other extension are to be discarded unread (spec
+    3.4.1: an unknown extension's messages are ignored); a known extension's frame with
+    an unknown msg_type is an UnknownMessageError instead.
+    """
+    return frame.extension_type in KNOWN_EXTENSIONS
+
+
 class MessageDecoder:
     """Frames to messages, with the spec's rules for what cannot be understood.
 
-    Frames of a non-zero extension type are discarded (spec 3.2: extensions we did not
-    negotiate are ignored) and counted in ``discarded``.  A frame of extension 0 with an
-    unknown msg_type raises UnknownMessageError *after* being consumed, so the caller
-    may log it and keep reading.
+    Frames of an extension the schema has no messages for are discarded and counted in
+    ``discarded`` (``is_known_extension``).  A frame with an unknown msg_type raises
+    UnknownMessageError *after* being consumed, so the caller may log it and keep reading.
     """
 
     def __init__(self, max_payload: int = MAX_PAYLOAD):
@@ -143,7 +154,7 @@ class MessageDecoder:
             frame = self.frames.next_frame()
             if frame is None:
                 return None
-            if frame.extension_type != 0:
+            if not is_known_extension(frame):
                 self.discarded += 1
                 continue
             return decode_frame(frame)

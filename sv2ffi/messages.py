@@ -10,7 +10,7 @@ with ``SPEC`` pointing back at its schema row:
 
 Python values: integers for U8..U64 (and BOOL as bool), float for F32, bytes for fixed
 and byte-string types (U256 in wire order), str for STR0_255, list for SEQ types and
-``None``/value for OPTION.
+``None``/value for OPTION and for an extension's TLV field (absent by default).
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ def _make_class(spec: MessageSpec) -> type:
     for f in spec.fields:
         if f.absent_default is not None:
             fields.append((f.name, _python_type(f.type), dataclasses.field(default=f.absent_default)))
+        elif f.type.tlv is not None:  # an extension's TLV field: absent unless given
+            fields.append((f.name, _python_type(f.type), dataclasses.field(default=None)))
         else:
             fields.append((f.name, _python_type(f.type)))
     cls = dataclasses.make_dataclass(spec.class_name, fields, bases=(Message,), slots=True,

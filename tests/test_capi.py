@@ -19,11 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sv2ffi import framing
-from sv2ffi.messages import (ChannelEndpointChanged, CoinbaseOutputConstraints, NewTemplate,
-                             Reconnect, RequestTransactionData, RequestTransactionDataError,
-                             RequestTransactionDataSuccess, SetNewPrevHash, SetupConnection,
-                             SetupConnectionError, SetupConnectionSuccess, SubmitSolution)
-from strategies import any_message
+from sv2ffi.messages import (CLASSES, ChannelEndpointChanged, CoinbaseOutputConstraints,
+                             NewExtendedMiningJob, NewMiningJob, NewTemplate, Reconnect,
+                             RequestExtensionsError, RequestTransactionData,
+                             RequestTransactionDataError, RequestTransactionDataSuccess,
+                             SetGroupChannel, SetNewPrevHash, SetupConnection,
+                             SetupConnectionError, SetupConnectionSuccess, SubmitSharesExtended,
+                             SubmitSolution)
+from conftest import load_vectors
+from strategies import any_message, message_strategy
 
 pytestmark = pytest.mark.skipif(not (shutil.which("cmake") and shutil.which("gcc")),
                                 reason="cmake and a C compiler are needed to build libsv2")
@@ -66,6 +70,15 @@ def expected_samples() -> list:
         RequestTransactionDataError(43, "stale-template-id"),
         SubmitSolution(7, 0x20000000, 1700000001, 0x12345678,
                        bytes((i * 3) & 0xFF for i in range(100))),
+        NewMiningJob(7, 1, 1700000002, 0x20000000, bytes((3 * 16 + j) & 0xFF for j in range(32))),
+        NewExtendedMiningJob(7, 2, None, 0x20000000, True,
+                             [bytes((i * 16 + j) & 0xFF for j in range(32)) for i in range(2)],
+                             bytes((i * 3) & 0xFF for i in range(42)),
+                             bytes((i * 3) & 0xFF for i in range(42, 100))),
+        SubmitSharesExtended(7, 11, 2, 0xCAFEBABE, 1700000003, 0x20000000, b"\xaa" * 8,
+                             "Worker_001"),
+        SetGroupChannel(3, [7, 8, 0x01020304]),
+        RequestExtensionsError(1, [2, 3], [5]),
     ]
 
 
@@ -78,7 +91,7 @@ def test_every_message_built_in_c_round_trips_and_matches_python(capi):
     for line, want in zip(lines, expected):
         type_value, frame_hex = line.split()
         frame = bytes.fromhex(frame_hex)
-        assert int(type_value) == want.SPEC.msg_type
+        assert int(type_value) == want.SPEC.extension_type << 8 | want.SPEC.msg_type
         dec = framing.FrameDecoder()
         dec.feed(frame)
         assert framing.decode_frame(dec.next_frame()) == want
@@ -90,6 +103,22 @@ def test_every_message_built_in_c_round_trips_and_matches_python(capi):
 @given(st.lists(any_message(), min_size=1, max_size=12))
 def test_c_decode_then_encode_is_the_identity(capi, messages):
     frames = [framing.encode_message(m) for m in messages]
+    proc = run(capi.test_program("roundtrip"), stdin="\n".join(f.hex() for f in frames) + "\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:-1] == [f.hex() for f in frames]
+
+
+@settings(max_examples=3, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(st.tuples(*[message_strategy(c) for c in CLASSES.values()]))
+def test_every_message_of_the_schema_round_trips_through_libsv2(capi, one_of_each):
+    """One frame per vector of tests/vectors/messages.json plus random values of every
+    message class: libsv2's decode then encode gives the same bytes."""
+    from sv2ffi import jsonform
+
+    frames = [framing.encode_message(jsonform.message_from_json(v))
+              for v in load_vectors("messages.json")["vectors"] if not v.get("legacy")]
+    frames += [framing.encode_message(m) for m in one_of_each]
     proc = run(capi.test_program("roundtrip"), stdin="\n".join(f.hex() for f in frames) + "\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:-1] == [f.hex() for f in frames]
@@ -141,19 +170,33 @@ def test_random_garbage_into_connections(capi):
 def test_stress_without_valgrind(capi):
     proc = run(capi.test_program("stress"), "2000", "50")
     assert proc.returncode == 0, proc.stderr
-    assert "24000 encode+decode round trips, 50 handshakes, 0 failures" in proc.stdout
+    assert f"{2000 * len(expected_samples())} encode+decode round trips, 50 handshakes, 0 failures" \
+        in proc.stdout
 
 
 def test_a_broken_sv2ffi_package_is_an_error_status_not_a_crash(capi, tmp_path):
     """SV2FFI_PYTHONPATH comes first: a package there that fails to import makes every
-    call return SV2_ERR_INTERNAL with a last error that says what to fix."""
+    call that needs Python (here a handshake) return SV2_ERR_INTERNAL with a last error
+    that says what to fix; the codec, plain C, works regardless."""
     fake = tmp_path / "sv2ffi"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('this sv2ffi is broken on purpose')\n")
-    proc = run(capi.test_program("stress"), "1", "0", env={"SV2FFI_PYTHONPATH": str(tmp_path)})
+    proc = run(capi.test_program("stress"), "1", "1", env={"SV2FFI_PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 1
+    assert "sv2_encode" not in proc.stderr and "sv2_decoder" not in proc.stderr  # C: fine
     assert "this sv2ffi is broken on purpose" in proc.stderr  # the traceback, on stderr
     assert "SV2FFI_PYTHONPATH" in proc.stderr  # sv2_last_error() names the fix
+
+
+def test_the_codec_never_needs_python(capi, tmp_path):
+    """Every message through sv2_encode / sv2_decoder_* / the frees with an sv2ffi package
+    that cannot even be imported: the codec is C and never starts the interpreter."""
+    (tmp_path / "sv2ffi").mkdir()
+    (tmp_path / "sv2ffi" / "__init__.py").write_text("raise SystemExit('imported')\n")
+    proc = run(capi.test_program("all_messages"), env={"SV2FFI_PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == len(expected_samples())
+    assert "imported" not in proc.stderr
 
 
 def test_the_library_finds_python_with_an_empty_environment(capi):
@@ -194,14 +237,21 @@ def test_free_really_frees_the_python_side(lib):
 
     lib.sv2_abi_version()
     before = TABLE.count()
-    handles = [lib.sv2_decoder_new() for _ in range(50)]
     conns = [lib.sv2_connection_new_plain() for _ in range(20)]
-    assert TABLE.count("Sv2Decoder") >= 50 and TABLE.count("Sv2Connection") >= 20
-    for h in handles:
-        lib.sv2_decoder_free(h)
+    assert TABLE.count("Sv2Connection") >= 20
     for c in conns:
         lib.sv2_connection_free(c)
     assert TABLE.count() == before
+    # decoders are C (handles.c): a freed one is refused, its slot serves a new one
+    handles = [lib.sv2_decoder_new() for _ in range(50)]
+    for h in handles:
+        lib.sv2_decoder_free(h)
+    assert lib.sv2_decoder_feed(handles[0], b"x", 1) == -1
+    assert b"not a live Sv2Decoder" in lib.sv2_last_error()
+    again = lib.sv2_decoder_new()
+    assert again not in handles  # same slot, new generation
+    assert lib.sv2_decoder_feed(again, b"x", 1) == 0
+    lib.sv2_decoder_free(again)
 
 
 def test_last_error_is_per_thread(lib):

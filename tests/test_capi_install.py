@@ -1,10 +1,14 @@
-"""The issue's "done when", literally: on a fresh copy of the repository, `pip install .`
-into a new venv, then a C program built with nothing but `sv2ffi config --cflags --libs`
-compiles, links and round-trips every message; pkg-config and `sv2ffi interop` work from
-that installation too.
+"""libsv2 as users deploy it: a wheel built in one venv ("the builder's", under a home
+nobody else can read), installed into another, then used by C programs built with nothing
+but `sv2ffi config --cflags --libs`, pkg-config or find_package.
 
-Slow-ish (a wheel build: CMake, cffi, a C compile; pip's cache makes the dependencies
-quick): about 30 s here, bounded at 10 minutes.
+The library finds its own package at run time (glue.c: dladdr on itself, the
+site-packages two levels up, the venv's pyvenv.cfg), so it keeps working when the
+builder's venv is gone, when the venv it is installed in is moved, for another user, and
+whatever PYTHON* variables the host has.
+
+Slow-ish (one wheel build: CMake, cffi, a C compile; pip's cache makes the dependencies
+quick): about a minute here, bounded at 10 minutes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -57,27 +62,60 @@ def set_writable(tree: Path, writable: bool) -> None:
         p.chmod(mode | 0o200 if writable else mode & ~0o222)
 
 
+class Deployment:
+    def __init__(self, base: Path, venv: Path, builder: Path):
+        self.base = base
+        self.venv = venv
+        self.builder = builder
+
+    def flags(self) -> list[str]:
+        return sh([str(self.venv / "bin" / "sv2ffi"), "config", "--cflags",
+                   "--libs"]).stdout.split()
+
+    def lib_dir(self) -> str:
+        return sh([str(self.venv / "bin" / "sv2ffi"), "config", "--libdir"]).stdout.strip()
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    base = tmp_path_factory.mktemp("install")
+def installed():
+    base = Path(tempfile.mkdtemp(prefix="sv2ffi-deploy-"))
+    base.chmod(0o755)  # other users may enter; the builder's home below they may not
     src = fresh_clone(base / "src")
-    venv = base / "venv"
     python = getattr(sys, "_base_executable", sys.executable)
-    sh([python, "-m", "venv", str(venv)])
-    # the C build must succeed here: no silent fallback to a pure-Python install
-    sh([str(venv / "bin" / "pip"), "install", "--quiet", str(src)], cwd=base,
+    builder = base / "builder-home"
+    builder.mkdir(mode=0o700)
+    sh([python, "-m", "venv", str(builder / "venv")])
+    # from a read-only tree; the C build must succeed (no silent pure-Python fallback)
+    sh([str(builder / "venv" / "bin" / "pip"), "wheel", "--quiet", "--no-deps", "-w",
+        str(builder / "wheels"), str(src)], cwd=builder,
        env={**os.environ, "SV2FFI_REQUIRE_LIBSV2": "1"})
-    yield base, venv
+    wheel = next((builder / "wheels").glob("sv2ffi-*.whl"))
+    venv = base / "venv"
+    sh([python, "-m", "venv", str(venv)])
+    sh([str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], cwd=base)
+    for d in (venv, src):
+        subprocess.run(["chmod", "-R", "a+rX", str(d)], check=True, timeout=120)
+    yield Deployment(base, venv, builder)
     set_writable(src, True)
+    (base / "read-only-cwd").exists() and (base / "read-only-cwd").chmod(0o755)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_installed_package_has_license_and_type_marker(installed):
-    base, venv = installed
-    site = next((venv / "lib").glob("python3*/site-packages"))
+    site = next((installed.venv / "lib").glob("python3*/site-packages"))
     assert (site / "sv2ffi" / "py.typed").is_file()
     licenses = list(site.glob("sv2ffi-*.dist-info/licenses/LICENSE"))
     assert licenses and "MIT License" in licenses[0].read_text()
     assert not (site / "sv2ffi" / "_build_status.py").exists()  # the C build did not fail
+
+
+def build_stress(dep: Deployment, name: str = "stress") -> Path:
+    exe = dep.base / name
+    if not exe.exists():
+        sh(["gcc", "-std=c11", "-I", str(ROOT / "tests" / "capi"),
+            str(ROOT / "tests" / "capi" / "stress.c"), *dep.flags(), "-o", str(exe)])
+        exe.chmod(0o755)
+    return exe
 
 
 def check_samples(output: str) -> None:
@@ -89,8 +127,8 @@ def check_samples(output: str) -> None:
 
 
 def test_config_flags_alone_build_a_program_that_round_trips_every_message(installed):
-    base, venv = installed
-    flags = sh([str(venv / "bin" / "sv2ffi"), "config", "--cflags", "--libs"]).stdout.split()
+    base = installed.base
+    flags = installed.flags()
     assert any(f.startswith("-I") for f in flags) and "-lsv2" in flags
     exe = base / "all_messages"
     sh(["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic",
@@ -103,7 +141,7 @@ def test_config_flags_alone_build_a_program_that_round_trips_every_message(insta
 def test_pkg_config_file_of_the_installation(installed):
     if not shutil.which("pkg-config"):
         pytest.skip("pkg-config not installed")
-    base, venv = installed
+    base, venv = installed.base, installed.venv
     pc_dir = sh([str(venv / "bin" / "sv2ffi"), "config", "--pkg-config-path"]).stdout.strip()
     flags = sh(["pkg-config", "--cflags", "--libs", "sv2ffi"],
                env={**os.environ, "PKG_CONFIG_PATH": pc_dir}).stdout.split()
@@ -118,7 +156,7 @@ def test_interop_from_the_installed_package(installed):
     find_package against the installed library, pass against the Python peers."""
     if not shutil.which("g++"):
         pytest.skip("g++ not installed")
-    base, venv = installed
+    base, venv = installed.base, installed.venv
     cwd = base / "read-only-cwd"
     cwd.mkdir(exist_ok=True)
     cwd.chmod(0o555)
@@ -131,3 +169,64 @@ def test_interop_from_the_installed_package(installed):
     assert "against " + str(venv) in proc.stdout
     assert f" in {cache}/sv2ffi/interop-" in proc.stdout  # the cache, not the current dir
     assert not any(cwd.iterdir())
+
+
+def test_the_standalone_codec_is_installed_next_to_sv2h(installed):
+    include = Path(installed.flags()[0][2:])
+    assert {"sv2.h", "sv2_codec.h", "sv2_codec.c"} <= {p.name for p in include.iterdir()}
+
+
+def test_python_parts_work_for_another_user(installed):
+    """A service user who cannot read the builder's home: libpython and the packages come
+    from the venv the library is installed in."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run as another user")
+    exe = build_stress(installed)
+    assert oct(installed.builder.stat().st_mode & 0o777) == "0o700"
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           str(exe), "20", "2"], capture_output=True, text=True, timeout=300,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ", 2 handshakes, 0 failures" in proc.stdout
+
+
+def test_host_python_variables_do_not_leak_in(installed, tmp_path):
+    exe = build_stress(installed)
+    decoy = tmp_path / "decoy"
+    (decoy / "sv2ffi").mkdir(parents=True)
+    (decoy / "sv2ffi" / "__init__.py").write_text("raise ImportError('the host PYTHONPATH')\n")
+    env = {"PYTHONPATH": str(decoy), "PYTHONHOME": "/nonexistent", "PYTHONSAFEPATH": "1",
+           "PYTHONNOUSERSITE": "", "PYTHONSTARTUP": str(decoy / "nope.py"),
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_sv2ffi_pythonpath_still_overrides_without_a_venv_on_path(installed):
+    """The override works with nothing but /usr/bin on PATH (it used to start the
+    system python3's standard library)."""
+    exe = build_stress(installed)
+    site = next((installed.venv / "lib").glob("python3*/site-packages"))
+    proc = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True, timeout=300,
+                          env={"SV2FFI_PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_works_after_the_builders_venv_is_deleted_and_after_a_move(installed):
+    exe = build_stress(installed)
+    shutil.rmtree(installed.builder)
+    proc = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True, timeout=300,
+                          env={}, cwd="/")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    moved = installed.base / "moved-venv"
+    lib_dir = installed.lib_dir()
+    installed.venv.rename(moved)
+    try:
+        new_lib = lib_dir.replace(str(installed.venv), str(moved))
+        proc = subprocess.run([str(exe), "5", "1"], capture_output=True, text=True,
+                              timeout=300, env={"LD_LIBRARY_PATH": new_lib}, cwd="/")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert ", 1 handshakes, 0 failures" in proc.stdout
+    finally:
+        moved.rename(installed.venv)

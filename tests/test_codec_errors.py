@@ -7,15 +7,20 @@ import pytest
 
 from sv2ffi import codec, errors, schema
 from sv2ffi.messages import (CoinbaseOutputConstraints, NewTemplate, RequestTransactionDataSuccess,
-                             SetNewPrevHash, SetupConnection, SubmitSolution)
+                             SetNewPrevHash, SetupConnection, SubmitSharesExtended,
+                             SubmitSharesStandard, SubmitSolution)
 
 from conftest import load_vectors
 
 VECTORS = [v for v in load_vectors("messages.json")["vectors"] if not v.get("legacy")]
+#: byte offset of the TLV part of SubmitSharesExtended vectors (its "layout" says where)
+TLV_START = {v["id"]: len("".join(seg for name, seg in v["layout"] if name != "user_identity"))
+             // 2 for v in VECTORS if v["type"] == "SubmitSharesExtended"}
 
 
-def _type_of(v):
-    return schema.message_spec(v["type"]).msg_type
+def _key(v):
+    spec = schema.message_spec(v["type"])
+    return spec.extension_type, spec.msg_type
 
 
 def _cases():
@@ -28,15 +33,20 @@ def _cases():
 @pytest.mark.parametrize("v,cut", list(_cases()))
 def test_every_truncation_point_is_a_typed_error(v, cut):
     payload = bytes.fromhex(v["payload"])
-    msg_type = _type_of(v)
-    if msg_type == 0x70 and cut == 4:
+    key = _key(v)
+    if key == (0, 0x70) and cut == 4:
         # the legacy CoinbaseOutputDataSize form is exactly the first 4 bytes
-        assert codec.decode_payload(0, msg_type, payload[:cut]).coinbase_output_max_additional_sigops == 400
+        assert codec.decode_payload(*key, payload[:cut]).coinbase_output_max_additional_sigops == 400
+        return
+    if v["type"] == "SubmitSharesExtended" and cut == TLV_START[v["id"]]:
+        # everything before the optional TLV field is a whole message without it
+        assert codec.decode_payload(*key, payload[:cut]).user_identity is None
         return
     with pytest.raises(errors.TruncatedError) as e:
-        codec.decode_payload(0, msg_type, payload[:cut])
+        codec.decode_payload(*key, payload[:cut])
     assert e.value.message == v["type"]
-    assert e.value.field is not None
+    # a cut inside a TLV header leaves no way to tell which field it was
+    assert e.value.field is not None or "truncated TLV header" in str(e.value)
     assert e.value.offset is not None and e.value.offset <= cut
     assert v["type"] in str(e.value) and "byte" in str(e.value)
 
@@ -44,8 +54,12 @@ def test_every_truncation_point_is_a_typed_error(v, cut):
 @pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["id"])
 def test_trailing_bytes_are_refused(v):
     payload = bytes.fromhex(v["payload"]) + b"\x00"
-    with pytest.raises(errors.TrailingBytesError) as e:
-        codec.decode_payload(0, _type_of(v), payload)
+    if v["type"] == "SubmitSharesExtended":  # what follows the last field is read as TLVs
+        with pytest.raises(errors.TruncatedError, match="truncated TLV header") as e:
+            codec.decode_payload(*_key(v), payload)
+    else:
+        with pytest.raises(errors.TrailingBytesError) as e:
+            codec.decode_payload(*_key(v), payload)
     assert e.value.offset == len(payload) - 1
 
 
@@ -129,7 +143,8 @@ def test_unknown_message_type_is_typed():
 
 def test_garbage_only_raises_typed_errors():
     rng = random.Random(20261121)
-    keys = [(0, m.msg_type) for m in schema.MESSAGES] + [(0, 0x50), (1, 0x00)]
+    keys = [(m.extension_type, m.msg_type) for m in schema.MESSAGES] + [(0, 0x99), (1, 0x09),
+                                                                         (2, 0x00)]
     decoded = 0
     for _ in range(20000):
         ext, msg_type = rng.choice(keys)
@@ -141,3 +156,39 @@ def test_garbage_only_raises_typed_errors():
         except errors.CodecError:
             pass
     assert decoded > 0  # some garbage is a valid message; the rest must be typed errors
+
+
+def _shares(tail: bytes) -> bytes:
+    base = codec.encode_payload(SubmitSharesExtended(1, 2, 3, 4, 5, 6, b"\x07"))
+    return base + tail
+
+
+def test_tlv_value_above_its_maximum_is_refused():
+    """Spec 3.4.3: a TLV longer than its extension allows is rejected (user_identity: 32)."""
+    base_len = len(_shares(b""))
+    with pytest.raises(errors.LengthExceedsMaxError) as e:
+        codec.decode_payload(0, 0x1B, _shares(bytes.fromhex("020001" "2100") + b"x" * 33))
+    assert (e.value.message, e.value.field, e.value.offset) == ("SubmitSharesExtended",
+                                                                "user_identity", base_len + 3)
+    with pytest.raises(errors.EncodeError) as e:
+        codec.encode_payload(SubmitSharesExtended(1, 2, 3, 4, 5, 6, b"", "x" * 33))
+    assert e.value.field == "user_identity"
+
+
+def test_tlv_twice_and_truncated_tlvs_are_typed_errors():
+    one = bytes.fromhex("020001" "0100") + b"w"
+    with pytest.raises(errors.DecodeError, match="appears twice"):
+        codec.decode_payload(0, 0x1B, _shares(one + one))
+    with pytest.raises(errors.TruncatedError, match="truncated TLV 0x0009/0x01: length 4, 2"):
+        codec.decode_payload(0, 0x1B, _shares(bytes.fromhex("090001" "0400") + b"ab"))
+    with pytest.raises(errors.TruncatedError, match="truncated TLV_STR0_32: length 4, 2"):
+        codec.decode_payload(0, 0x1B, _shares(bytes.fromhex("020001" "0400") + b"ab"))
+    # an unknown TLV of length 0 is skipped like any other
+    assert codec.decode_payload(0, 0x1B, _shares(bytes.fromhex("030007" "0000") + one)) \
+        == SubmitSharesExtended(1, 2, 3, 4, 5, 6, b"\x07", "w")
+
+
+def test_messages_without_tlv_fields_still_refuse_trailing_bytes():
+    payload = codec.encode_payload(SubmitSharesStandard(1, 2, 3, 4, 5, 6))
+    with pytest.raises(errors.TrailingBytesError):
+        codec.decode_payload(0, 0x1A, payload + bytes.fromhex("020001" "0000"))

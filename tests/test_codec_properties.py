@@ -16,7 +16,7 @@ from strategies import ALL_TYPES, message_strategy, value_strategy
 def test_message_round_trip(cls, data):
     msg = data.draw(message_strategy(cls))
     payload = codec.encode_payload(msg)
-    assert codec.decode_payload(0, cls.SPEC.msg_type, payload) == msg
+    assert codec.decode_payload(cls.SPEC.extension_type, cls.SPEC.msg_type, payload) == msg
     frame = framing.encode_message(msg)
     dec = framing.MessageDecoder()
     dec.feed(frame)
@@ -36,16 +36,33 @@ def test_type_round_trip(t, data):
         assert len(raw) == t.fixed_size
 
 
+KEYS = [(c.SPEC.extension_type, c.SPEC.msg_type) for c in CLASSES.values()]
+
+
 @settings(max_examples=300, deadline=None)
-@given(msg_type=st.sampled_from([c.SPEC.msg_type for c in CLASSES.values()]),
-       payload=st.binary(max_size=200))
-def test_decoding_arbitrary_bytes_never_raises_untyped(msg_type, payload):
+@given(key=st.sampled_from(KEYS), payload=st.binary(max_size=200))
+def test_decoding_arbitrary_bytes_never_raises_untyped(key, payload):
     try:
-        msg = codec.decode_payload(0, msg_type, payload)
+        msg = codec.decode_payload(*key, payload)
     except errors.CodecError:
         return
     # whatever decodes re-encodes to a payload that decodes to the same message
-    assert codec.decode_payload(0, msg_type, codec.encode_payload(msg)) == msg
+    assert codec.decode_payload(*key, codec.encode_payload(msg)) == msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(msg=message_strategy(CLASSES["SubmitSharesExtended"]),
+       others=st.lists(st.tuples(st.integers(0, 0xFFFF), st.integers(0, 255),
+                                 st.binary(max_size=40)), max_size=3),
+       position=st.integers(0, 3))
+def test_tlvs_of_other_extensions_are_skipped_wherever_they_are(msg, others, position):
+    """Spec 3.4.3: TLV fields the receiver did not negotiate are ignored, in any order."""
+    base = codec.encode_payload(type(msg)(**{**msg.fields(), "user_identity": None}))
+    own = codec.encode_payload(msg)[len(base):]
+    foreign = [ext.to_bytes(2, "little") + bytes([ft]) + len(v).to_bytes(2, "little") + v
+               for ext, ft, v in others if (ext, ft) != (0x0002, 0x01)]
+    foreign.insert(min(position, len(foreign)), own)
+    assert codec.decode_payload(0, 0x1B, base + b"".join(foreign)) == msg
 
 
 def _per_field_only(plan):
@@ -76,5 +93,6 @@ def test_struct_runs_behave_exactly_like_the_per_field_path(msg, noise):
     assert a == b
     payload = a[1]
     for data in (payload, payload[:len(noise) % (len(payload) + 1)], payload + noise[:1], noise):
-        a, b = both(lambda: codec.decode_payload(0, msg.SPEC.msg_type, data))
+        a, b = both(lambda: codec.decode_payload(msg.SPEC.extension_type, msg.SPEC.msg_type,
+                                                 data))
         assert a == b

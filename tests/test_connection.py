@@ -244,7 +244,7 @@ def test_nonce_exhaustion_through_the_connection():
 def test_unknown_messages_and_extensions_are_skipped():
     client, server = noise_pair()
     wire = (client.send_frame(Frame(0, 0x7F, b"\1\2\3"))
-            + client.send_frame(Frame(0x0001, 0x00, b"ext"))
+            + client.send_frame(Frame(0x0002, 0x00, b"ext"))
             + client.send(RequestTransactionData(4)))
     assert server.feed(wire) == [RequestTransactionData(4)]
     assert server.unknown_messages == 2

@@ -119,11 +119,28 @@ def test_unknown_message_type_is_recoverable():
 
 def test_unknown_extension_frames_are_discarded():
     dec = MessageDecoder()
-    dec.feed(Frame(0x0001, 0x00, b"\x00\x00").to_bytes()
+    dec.feed(Frame(0x0002, 0x00, b"\x00\x00").to_bytes()
              + Frame(0x4001, 0x71, b"x", channel_msg=True).to_bytes()
              + encode_message(RequestTransactionData(3)))
     assert dec.next_message() == RequestTransactionData(3)
     assert dec.discarded == 2
+
+
+def test_extension_messages_are_told_apart_from_common_ones_by_extension_type():
+    """RequestExtensions (extension 0x0001, msg_type 0x00) and SetupConnection (0, 0x00)."""
+    from sv2ffi.messages import RequestExtensions, SetupConnectionSuccess
+
+    req = encode_message(RequestExtensions(7, [2, 3]))
+    assert req.hex() == "0100" "00" "080000" "0700" "0200" "0200" "0300"
+    dec = MessageDecoder()
+    dec.feed(req + encode_message(SetupConnectionSuccess(2, 0)))
+    assert dec.next_message() == RequestExtensions(7, [2, 3])
+    assert dec.next_message() == SetupConnectionSuccess(2, 0)
+    dec.feed(Frame(0x0001, 0x09, b"").to_bytes())  # known extension, unknown msg_type
+    with pytest.raises(errors.UnknownMessageError) as e:
+        dec.next_message()
+    assert "extension_type 0x0001" in str(e.value)
+    assert dec.discarded == 0
 
 
 def test_channel_bit_must_match_schema():

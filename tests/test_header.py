@@ -81,7 +81,7 @@ def test_header_names_every_message_field_and_doc():
     assert '#ifdef __cplusplus\nextern "C" {' in text
     assert text.startswith("/* sv2.h") and "#ifndef SV2_H\n#define SV2_H" in text
     for m in schema.MESSAGES:
-        assert f"SV2_MSG_{m.const_name} = 0x{m.msg_type:02x}," in text
+        assert f"SV2_MSG_{m.const_name} = 0x{m.extension_type << 8 | m.msg_type:02x}," in text
         assert f"        Sv2{m.class_name} {m.snake_name};" in text
         struct = text.split(f"typedef struct Sv2{m.class_name} {{")[1].split("}")[0]
         for f in m.fields:
@@ -151,6 +151,10 @@ def test_layout_seen_by_cffi_equals_the_c_compiler(tmp_path):
             expected.append(ffi.offsetof(struct, f.name))
         lines.append(f'printf("%zu\\n", offsetof(Sv2Message, {m.snake_name}));')
         expected.append(ffi.offsetof("Sv2Message", m.snake_name))
+    for m in schema.MESSAGES:  # the union's reserved size holds every message
+        assert ffi.sizeof(f"Sv2{m.class_name}") <= schema.C_UNION_RESERVED, m.name
+    assert ffi.sizeof("Sv2Message") == ffi.offsetof("Sv2Message", "reserved") \
+        + schema.C_UNION_RESERVED
     for t in ("Sv2Message", "Sv2Bytes", "Sv2ResponderKeys", "Sv2Keypair"):
         lines.append(f'printf("%zu\\n", sizeof({t}));')
         expected.append(ffi.sizeof(t))

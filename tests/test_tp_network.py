@@ -309,3 +309,20 @@ def test_key_files_are_private_and_reused(tmp_path):
 
 def test_binds_loopback_by_default(tp):
     assert tp.service.server.host == "127.0.0.1"
+
+
+def test_extension_negotiation_gets_a_clear_error_not_silence(tp):
+    """RequestExtensions (spec extensions/0x0001) right after SetupConnection.Success: the
+    TP supports no extension, so every requested one comes back unsupported."""
+    from sv2ffi.messages import RequestExtensions, RequestExtensionsError
+
+    async def main():
+        c = await _client(tp)
+        await c.stream.send(RequestExtensions(request_id=7, requested_extensions=[2, 0x4001]))
+        reply = await c.wait_for(RequestExtensionsError, T)
+        assert reply.request_id == 7 and reply.unsupported_extensions == [2, 0x4001]
+        assert reply.required_extensions == []
+        await c.wait_for(SetNewPrevHash, T)  # the session goes on
+        await c.close()
+
+    run(main())

@@ -1,8 +1,8 @@
 """libsv2: the C ABI of sv2ffi, built with cffi's embedding mode.
 
-The C side is thin on purpose: every exported function that does protocol work calls
-into the same Python objects the Python API uses (codec, framing, connection), so a
-behaviour tested once in Python holds for C callers too.
+The codec is plain C generated from the schema (it never starts Python); connections,
+keys and the embedded template provider call into the same Python objects the Python API
+uses, so a behaviour tested once in Python holds for C callers too.
 
 Modules, in the order a build uses them:
 
@@ -12,7 +12,9 @@ Modules, in the order a build uses them:
                generated C wrappers (deterministic text, no I/O).
 - ``build``    the cffi embedding build: writes the C sources CMake compiles.
 - ``glue.c``   hand-written C: Python start-up, thread-local last error, frees.
-- ``convert``  C structs <-> Python messages, driven by the schema types.
+- ``codegen``  the codec in plain C (sv2_codec.c/.h) rendered from the schema; libsv2's
+               sv2_encode / sv2_decode / sv2_decoder_* are that code.
+- ``handles.c`` C handles (decoders) as table entries.
 - ``handles``  opaque C handles -> Python objects.
 - ``exports``  the Python bodies of the exported functions (``@ffi.def_extern``).
 - ``devbuild`` CMake build of a source checkout into build/capi (tests, interop).

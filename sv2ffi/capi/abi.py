@@ -42,6 +42,7 @@ STATUS_CODES: tuple[tuple[str, int, str], ...] = (
     ("SV2_ERR_INTERNAL", -9, "a bug or resource failure inside libsv2 (see sv2_last_error)"),
 )
 STATUS: dict[str, int] = {name: value for name, value, _ in STATUS_CODES}
+STATUS_NAMES: dict[int, str] = {value: name for name, value, _ in STATUS_CODES}
 
 # ---- sizes and constants ---------------------------------------------------------------
 
@@ -79,6 +80,16 @@ def constants() -> list[tuple[str, list[Constant]]]:
                     for m in schema.MESSAGES]
     error_codes = [Constant(f"ERROR_CODE_{name}", text, "error_code string")
                    for name, text in schema.ERROR_CODES.items()]
+    flags = [Constant(f"FLAG_{name}", bit, "SetupConnection" + (".Success" if "SUCCESS" in name
+                                                                else "") + ".flags bit",
+                      hex=True)
+             for name, bit in schema.SETUP_FLAGS.items()]
+    extensions = [
+        Constant("EXTENSION_NEGOTIATION", schema.EXTENSION_NEGOTIATION,
+                 "extension_type of RequestExtensions and its replies", hex=True),
+        Constant("EXTENSION_WORKER_HASHRATE_TRACKING", schema.WORKER_HASHRATE_TRACKING,
+                 "extension adding user_identity (a TLV) to SubmitSharesExtended", hex=True),
+    ]
     return [
         ("ABI", [Constant("ABI_VERSION", ABI_VERSION, "what sv2_abi_version() returns")]),
         ("Frames", [
@@ -109,7 +120,7 @@ def constants() -> list[tuple[str, list[Constant]]]:
                      "the protocol version SetupConnection must include"),
             Constant("LEGACY_COINBASE_SIGOPS", schema.LEGACY_COINBASE_SIGOPS,
                      "sigops assumed for the 4-byte legacy CoinbaseOutputConstraints"),
-        ] + error_codes),
+        ] + flags + extensions + error_codes),
         ("Channel bits", channel_bits),
     ]
 
@@ -213,7 +224,9 @@ class Function:
     params: tuple[Param, ...]
     doc: str
     group: str
-    impl: str = "python"  # "python": extern "Python" + generated C wrapper; "c": glue.c
+    impl: str = "python"  # "python": extern "Python" + generated C wrapper; "c": C code
+    #: part of the codec: implemented in the generated sv2_codec.c, declared in sv2_codec.h
+    codec: bool = False
 
     @property
     def internal_name(self) -> str:
@@ -237,38 +250,66 @@ FUNCTIONS: tuple[Function, ...] = (
     Function("sv2_last_error", "const char *", (),
              "The message of the last failure on the calling thread (\"\" if none). "
              "Valid until the next failing call on this thread; successful calls leave it.",
-             "Library", impl="c"),
+             "Library", impl="c", codec=True),
     Function("sv2_status_name", "const char *", (_p("Sv2Status", "status"),),
              "The constant's name (\"SV2_ERR_DECODE\"), or \"SV2_UNKNOWN_STATUS\".",
-             "Library", impl="c"),
+             "Library", impl="c", codec=True),
     Function("sv2_bytes_free", "void", (_p("Sv2Bytes *", "bytes"),),
              "Frees bytes the library returned and sets data = NULL, len = 0. NULL is ignored.",
-             "Library", impl="c"),
+             "Library", impl="c", codec=True),
     Function("sv2_message_free", "void", (_p("Sv2Message *", "msg"),),
              "Frees the buffers of a message the library returned and zeroes it. Only for "
-             "messages from sv2_decoder_next / sv2_connection_next. NULL is ignored.",
-             "Library", impl="c"),
-    # ---- codec --------------------------------------------------------------------------
+             "messages from sv2_decode / sv2_decoder_next / sv2_connection_next. NULL is "
+             "ignored.", "Library", impl="c", codec=True),
+    # ---- codec: plain C, never starts Python --------------------------------------------
     Function("sv2_encode", "Sv2Status",
              (_p("const Sv2Message *", "msg"), _p("Sv2Bytes *", "frame")),
              "Encodes msg as one plaintext frame (header + payload) into *frame, which the "
              "caller frees with sv2_bytes_free. msg is only read. On failure *frame is "
-             "{NULL, 0}.", "Codec"),
+             "{NULL, 0}.", "Codec", impl="c", codec=True),
+    Function("sv2_encoded_size", "Sv2Status",
+             (_p("const Sv2Message *", "msg"), _p("size_t *", "size")),
+             "The size of the frame sv2_encode / sv2_encode_into would make of msg (header "
+             "included), after the same checks. On failure *size is 0.", "Codec", impl="c",
+             codec=True),
+    Function("sv2_encode_into", "Sv2Status",
+             (_p("const Sv2Message *", "msg"), _p("uint8_t *", "buf"), _p("size_t", "cap"),
+              _p("size_t *", "written")),
+             "Encodes msg as one frame into the caller's buf of cap bytes, no allocation; "
+             "*written is the frame's size. If cap is too small: SV2_ERR_INVALID_ARGUMENT, "
+             "*written is the size needed and buf is untouched.", "Codec", impl="c",
+             codec=True),
+    Function("sv2_decode", "Sv2Status",
+             (_p("const uint8_t *", "data"), _p("size_t", "len"), _p("Sv2Message *", "out"),
+              _p("size_t *", "consumed")),
+             "Decodes the frame at the start of data (len bytes, possibly more than one "
+             "frame): SV2_OK with the message in *out (free it with sv2_message_free) and "
+             "the frame's size in *consumed; SV2_NEED_MORE_DATA (*consumed 0) if data holds "
+             "no whole frame; on SV2_ERR_UNKNOWN_MESSAGE or SV2_ERR_DECODE *consumed is the "
+             "bad frame's size, so the caller can skip it. No allocation for messages "
+             "without variable-size fields.", "Codec", impl="c", codec=True),
     Function("sv2_decoder_new", "Sv2Decoder *", (),
-             "A streaming decoder for plaintext frames, or NULL on failure.", "Codec"),
+             "A streaming decoder for plaintext frames, or NULL on failure.", "Codec",
+             impl="c", codec=True),
+    Function("sv2_decoder_new_with_limit", "Sv2Decoder *", (_p("size_t", "max_payload"),),
+             "A streaming decoder that refuses frames with more than max_payload payload "
+             "bytes (SV2_ERR_PAYLOAD_TOO_BIG, before buffering them), for peers that must "
+             "not make it hold up to 16 MiB. NULL if max_payload > SV2_MAX_PAYLOAD.",
+             "Codec", impl="c", codec=True),
     Function("sv2_decoder_feed", "Sv2Status",
              (_p("Sv2Decoder *", "dec"), _p("const uint8_t *", "data"), _p("size_t", "len")),
              "Buffers len bytes (any chunking: a byte, a frame, many frames). data is copied.",
-             "Codec"),
+             "Codec", impl="c", codec=True),
     Function("sv2_decoder_next", "Sv2Status",
              (_p("Sv2Decoder *", "dec"), _p("Sv2Message *", "out")),
              "SV2_OK with the next message in *out (free it with sv2_message_free), "
-             "SV2_NEED_MORE_DATA until a whole frame is buffered, or an error. After "
-             "SV2_ERR_UNKNOWN_MESSAGE or SV2_ERR_DECODE the bad frame is consumed and the "
-             "next call continues; after SV2_ERR_PAYLOAD_TOO_BIG the decoder stays failed.",
-             "Codec"),
+             "SV2_NEED_MORE_DATA until a whole frame is buffered, or an error. Frames of an "
+             "extension without messages here are skipped. After SV2_ERR_UNKNOWN_MESSAGE or "
+             "SV2_ERR_DECODE the bad frame is consumed and the next call continues; after "
+             "SV2_ERR_PAYLOAD_TOO_BIG the decoder stays failed.", "Codec", impl="c",
+             codec=True),
     Function("sv2_decoder_free", "void", (_p("Sv2Decoder *", "dec"),),
-             "Frees the decoder. NULL is ignored.", "Codec"),
+             "Frees the decoder. NULL is ignored.", "Codec", impl="c", codec=True),
     # ---- connection ---------------------------------------------------------------------
     Function("sv2_connection_new_initiator", "Sv2Connection *",
              (_p("const uint8_t", "authority_pubkey", "[32]"),),

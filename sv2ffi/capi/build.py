@@ -7,12 +7,15 @@ with ``glue.c`` and links libpython (``CMakeLists.txt``):
                    include/sv2.h when that is up to date; the build never trusts a stale one)
   sv2_internal.h   declarations shared by the wrappers and glue.c
   sv2_exports.c    the exported C functions, each forwarding to an extern "Python" one
+  sv2_codec.c/.h   the codec in plain C (sv2ffi/capi/codegen.py); libsv2 compiles the .c
+                   with SV2_CODEC_LIBSV2, and installs both for standalone use
   _sv2ffi_capi.c   cffi's module: extern "Python" entry points + the frozen init code
 
 The init code frozen into the library is deliberately tiny: make the installed sv2ffi
-package importable (``SV2FFI_PYTHONPATH`` if set, else the site-packages directory fixed
-at build time; ``site.addsitedir`` so an editable install's .pth hook works too), then
-``sv2ffi.capi.exports.install`` binds every export.  All behaviour lives in the package.
+package importable (``SV2FFI_PYTHONPATH`` if set, else the site-packages directory the
+library found itself in (glue.c), else the one fixed at build time; ``site.addsitedir``
+so an editable install's .pth hook works too), then ``sv2ffi.capi.exports.install``
+binds every export.  All behaviour lives in the package.
 
 Run as a script by CMake: ``python sv2ffi/capi/build.py --out-dir DIR --site-dir DIR``.
 As a script it imports the schema and the renderer from this source tree *without*
@@ -37,7 +40,7 @@ if __name__ == "__main__" and not __package__:  # pragma: no cover - exercised b
         sys.modules[_name] = _mod
     __package__ = "sv2ffi.capi"
 
-from . import render  # noqa: E402
+from . import codegen, render  # noqa: E402
 
 MODULE = "_sv2ffi_capi"
 ENV_PYTHONPATH = "SV2FFI_PYTHONPATH"
@@ -47,19 +50,25 @@ HELPERS = """
 void *sv2i_alloc(size_t n);
 void sv2i_set_error(const char *msg);
 void sv2i_mark_ready(void);
+const char *sv2i_site_dir(void);
+const char *sv2_last_error(void);
+void sv2_bytes_free(Sv2Bytes *bytes);
+Sv2Status sv2_encode(const Sv2Message *msg, Sv2Bytes *frame);
+Sv2Status sv2_decode(const uint8_t *data, size_t len, Sv2Message *out, size_t *consumed);
 """
 
 INIT_CODE = """\
 import os, site, sys
 from {module} import ffi, lib
 _env = os.environ.get({env!r})
+_found = ffi.string(lib.sv2i_site_dir()).decode()
 if _env:
     for _d in reversed([d for d in _env.split(os.pathsep) if d]):
         if _d not in sys.path:
             sys.path.insert(0, _d)
         site.addsitedir(_d)
 else:
-    for _d in {site_dirs!r}:
+    for _d in ([_found] if _found else {site_dirs!r}):
         site.addsitedir(_d)
 from sv2ffi.capi import exports
 exports.install(ffi, lib)
@@ -95,6 +104,8 @@ def write_sources(out_dir: Path, site_dirs: list[str]) -> list[Path]:
         "sv2.h": render.render_header(),
         "sv2_internal.h": render.render_internal_header(),
         "sv2_exports.c": render.render_wrappers(),
+        codegen.CODEC_SOURCE: codegen.render_codec_source(),
+        codegen.CODEC_HEADER: codegen.render_codec_header(),
     }
     for name, text in outputs.items():
         _write(out_dir / name, text)

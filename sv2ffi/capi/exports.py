@@ -1,15 +1,16 @@
 """The Python bodies of libsv2's exported functions.
 
 ``install(ffi, lib)`` runs once, from the init code frozen into the library, and binds
-one function below to each extern "Python" entry point listed in ``abi.FUNCTIONS``.
-Each body is the C contract in Python terms: check the pointers C handed over, call the
-same objects the Python API uses (framing, connection, keys), convert the result with
-``convert``.  Every entry point gets an ``onerror`` handler, so an exception of any kind
-becomes a status code (from the error class's ``status``) plus the text returned by
+one function below to each extern "Python" entry point listed in ``abi.FUNCTIONS``: the
+connections, keys and the embedded template provider.  The codec is C (sv2_codec.c) and
+never comes here; the connection paths use it too: a message C hands to
+``sv2_connection_send`` is encoded by ``sv2_encode``, and the frames a connection
+decrypted are decoded into C structs by ``sv2_decode``, so both paths report the same
+errors.  Every entry point gets an ``onerror`` handler, so an exception of any kind
+becomes a status code (from the error's ``status``) plus the text returned by
 ``sv2_last_error()`` on the calling thread; nothing escapes into the host process.
 
-Imports of the Noise layer are deferred to the first connection/key call: a host that
-only uses the codec never loads cryptography or coincurve.
+Imports of the Noise layer are deferred to the first connection/key call.
 """
 
 from __future__ import annotations
@@ -18,22 +19,20 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from .. import errors, framing
+from .. import errors
 from . import abi
-from .convert import Converter
 from .handles import TABLE
 
 OK = abi.STATUS["SV2_OK"]
 NEED_MORE_DATA = abi.STATUS["SV2_NEED_MORE_DATA"]
 INTERNAL = abi.STATUS["SV2_ERR_INTERNAL"]
-DECODER = "Sv2Decoder"
 CONNECTION = "Sv2Connection"
 KEY_SIZE = abi.KEY_SIZE
 MAX_TEXT = 1024  # longest key text read from C (stops at the NUL before that)
 
 ffi: Any = None
 lib: Any = None
-conv: Converter | None = None
+MESSAGE_SIZE = 0
 _IMPLS: dict[str, Callable] = {}
 
 
@@ -84,9 +83,9 @@ def _onerror_for(ret: str) -> Callable:
 
 def install(ffi_: Any, lib_: Any) -> None:
     """Bind every Python-implemented function of the ABI (called by the library's init)."""
-    global ffi, lib, conv
+    global ffi, lib, MESSAGE_SIZE
     ffi, lib = ffi_, lib_
-    conv = Converter(ffi, lib)
+    MESSAGE_SIZE = ffi.sizeof("Sv2Message")
     for f in abi.python_functions():
         body = _IMPLS.get(f.name)
         if body is None:
@@ -120,47 +119,51 @@ def _key(p, what: str) -> bytes:
     return ffi.buffer(p, KEY_SIZE)[:]
 
 
-# ---- codec ----------------------------------------------------------------------------
+# ---- the C codec, for the connection paths ------------------------------------------------
 
 
-@_impl
-def encode(msg_p, frame_p):
-    _need(frame_p, "frame")
-    frame_p.data = ffi.NULL
-    frame_p.len = 0
-    _need(msg_p, "msg")
-    conv.put_bytes(frame_p, framing.encode_message(conv.to_python(msg_p)))
-    return OK
+class CodecStatus(errors.Sv2Error):
+    """A failure of the C codec (sv2_codec.c), carried through Python with its status and
+    text, so a connection reports exactly what sv2_encode / sv2_decode would."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(text)
+        self.status = abi.STATUS_NAMES.get(status, "SV2_ERR_INTERNAL")
 
 
-@_impl
-def decoder_new():
-    return ffi.cast("Sv2Decoder *", TABLE.add(DECODER, framing.MessageDecoder()))
+def _codec_error(status: int) -> CodecStatus:
+    return CodecStatus(status, ffi.string(lib.sv2_last_error()).decode("utf-8", "replace"))
 
 
-@_impl
-def decoder_feed(dec_p, data, n):
-    dec = TABLE.get(DECODER, _handle(dec_p))
-    dec.feed(_input(data, n))
-    return OK
+def _encode_c(msg_p) -> bytes:
+    """The frame sv2_encode makes of a C message (the codec is C, not Python)."""
+    frame = ffi.new("Sv2Bytes *")
+    status = lib.sv2_encode(msg_p, frame)
+    if status != OK:
+        raise _codec_error(status)
+    try:
+        return ffi.unpack(ffi.cast("char *", frame.data), frame.len)
+    finally:
+        lib.sv2_bytes_free(frame)
 
 
-@_impl
-def decoder_next(dec_p, out):
-    dec = TABLE.get(DECODER, _handle(dec_p))
-    _need(out, "out")
-    conv.clear(out)
-    msg = dec.next_message()
-    if msg is None:
-        return NEED_MORE_DATA
-    conv.to_c(msg, out)
-    return OK
+def _decode_c(frame: bytes, out) -> int:
+    """sv2_decode of one whole frame into the caller's *out; its status."""
+    consumed = ffi.new("size_t *")
+    return lib.sv2_decode(frame, len(frame), out, consumed)
 
 
-@_impl
-def decoder_free(dec_p):
-    if dec_p != ffi.NULL:
-        TABLE.remove(DECODER, _handle(dec_p))
+def put_bytes(out, data: bytes) -> None:
+    """Hand ``data`` to C as an Sv2Bytes the caller frees with sv2_bytes_free."""
+    out.data = ffi.NULL
+    out.len = 0
+    if data:
+        p = lib.sv2i_alloc(len(data))
+        if p == ffi.NULL:
+            raise MemoryError(f"malloc({len(data)}) failed")
+        ffi.memmove(p, data, len(data))
+        out.data = ffi.cast("uint8_t *", p)
+        out.len = len(data)
 
 
 # ---- connections ----------------------------------------------------------------------
@@ -198,6 +201,7 @@ class _ConnectionState:
 
 
 def _new_connection(conn) -> Any:
+    conn.frames_only = True  # connection_next decodes them with the C codec
     state = _ConnectionState(conn)
     state.outbox += conn.initiate()
     state.collect()
@@ -258,12 +262,18 @@ def connection_feed(conn_p, data, n):
 def connection_next(conn_p, out):
     state = TABLE.get(CONNECTION, _handle(conn_p))
     _need(out, "out")
-    conv.clear(out)
-    if not state.inbox:
-        state.check_usable()
-        return NEED_MORE_DATA
-    conv.to_c(state.inbox.popleft(), out)
-    return OK
+    ffi.memmove(out, bytes(MESSAGE_SIZE), MESSAGE_SIZE)
+    while state.inbox:
+        status = _decode_c(state.inbox.popleft().to_bytes(), out)
+        if status == OK:
+            return OK
+        if status == abi.STATUS["SV2_ERR_UNKNOWN_MESSAGE"]:
+            state.conn.unknown_messages += 1  # skipped, as Connection.feed does
+            continue
+        state.failure = _codec_error(status)  # a message that does not decode ends it
+        raise state.failure
+    state.check_usable()
+    return NEED_MORE_DATA
 
 
 @_impl
@@ -271,9 +281,9 @@ def connection_send(conn_p, msg_p):
     state = TABLE.get(CONNECTION, _handle(conn_p))
     _need(msg_p, "msg")
     state.check_usable()
-    msg = conv.to_python(msg_p)
+    frame = _encode_c(msg_p)
     state.collect()
-    state.outbox += state.conn.send(msg)
+    state.outbox += state.conn.send_encoded(frame)
     return OK
 
 
@@ -286,7 +296,7 @@ def connection_take_output(conn_p, out):
     state.collect()
     data = bytes(state.outbox)
     state.outbox.clear()
-    conv.put_bytes(out, data)
+    put_bytes(out, data)
     return OK
 
 

@@ -92,7 +92,8 @@ def message_struct_name(m: MessageSpec) -> str:
 
 
 def msg_type_value(m: MessageSpec) -> int:
-    """Sv2Message.type: msg_type, with extension_type in the upper bits (0 for now)."""
+    """Sv2Message.type: msg_type in bits 0-7, extension_type in bits 8-22 (so extension
+    0x0001's RequestExtensions, msg_type 0x00, is 0x100)."""
     return (m.extension_type << 8) | m.msg_type
 
 
@@ -114,6 +115,8 @@ def _field_doc(f: schema.Field) -> str:
     doc = f"{f.type.name}: {f.doc}" if f.doc else f.type.name
     if f.type.kind == "bytes" and f.type.text:
         doc += " (text; NUL-terminated in decoded messages)"
+    elif f.type.kind == "seq" and f.type.max_len == 1:
+        doc += " (len 0: absent, len 1: elements[0] is the value)"
     return doc
 
 
@@ -133,8 +136,9 @@ def _status_enum(docs: bool) -> list[str]:
 
 
 def _msg_type_enum(docs: bool) -> list[str]:
-    out = _block_comment("Values of Sv2Message.type: the SV2 msg_type (extension_type 0; "
-                         "an extension's messages would carry it in bits 8-22).") if docs else []
+    out = _block_comment("Values of Sv2Message.type: the SV2 msg_type in bits 0-7 and the "
+                         "frame's extension_type (without the channel bit) in bits 8-22, so "
+                         "every (extension_type, msg_type) pair has its own value.") if docs else []
     out.append("typedef enum Sv2MsgType {")
     for m in schema.MESSAGES:
         if docs:
@@ -176,8 +180,9 @@ def _message_struct(m: MessageSpec, docs: bool) -> list[str]:
     out = []
     if docs:
         chan = ", channel message" if m.channel_msg else ""
-        out += _block_comment(f"{m.name} ({m.protocol}, msg_type 0x{m.msg_type:02x}{chan}): "
-                              f"{m.doc}")
+        ext = f"extension_type 0x{m.extension_type:04x}, " if m.extension_type else ""
+        out += _block_comment(f"{m.name} ({m.protocol}, {ext}msg_type 0x{m.msg_type:02x}"
+                              f"{chan}): {m.doc}")
     out.append(f"typedef struct {name} {{")
     if not m.fields:
         out += _member("uint8_t unused", "messages without fields still need a member"
@@ -204,6 +209,11 @@ def _message_union(docs: bool) -> list[str]:
     out.append("    union {")
     for m in schema.MESSAGES:
         out.append(f"        {message_struct_name(m)} {m.snake_name};")
+    if docs:
+        out += _block_comment(
+            f"not a message: fixes the union at {schema.C_UNION_RESERVED} bytes, so "
+            "messages added later never change sizeof(Sv2Message)", "        ")
+    out.append(f"        uint64_t reserved[{schema.C_UNION_RESERVED // 8}];")
     out.append("    };")
     out.append("} Sv2Message;")
     return out
@@ -219,15 +229,20 @@ def _helper_struct(s: abi.Struct, docs: bool) -> list[str]:
     return out
 
 
-def _types(docs: bool) -> list[list[str]]:
-    """Every type declaration, one list of lines per declaration, in dependency order."""
+def types(docs: bool, codec_only: bool = False) -> list[list[str]]:
+    """Every type declaration, one list of lines per declaration, in dependency order.
+    ``codec_only``: just the codec's (sv2_codec.h): no connection, TP or key types."""
     decls = [_status_enum(docs), _msg_type_enum(docs), _bytes_struct(docs)]
     decls += [_seq_struct(t, docs) for t in seq_types()]
     decls += [_message_struct(m, docs) for m in schema.MESSAGES]
     decls.append(_message_union(docs))
     for name, doc in abi.OPAQUE_TYPES:
+        if codec_only and name != "Sv2Decoder":
+            continue
         decls.append((_block_comment(f"Opaque handle: {doc}.") if docs else [])
                      + [f"typedef struct {name} {name};"])
+    if codec_only:
+        return decls
     for decl, doc in abi.TYPEDEFS:
         decls.append((_block_comment(doc) if docs else []) + [decl + ";"])
     decls += [_helper_struct(s, docs) for s in abi.HELPER_STRUCTS]
@@ -281,7 +296,7 @@ def render_header() -> str:
             out += _block_comment(c.doc)
             out.append(_define(c))
     out += _section("Types")
-    for i, decl in enumerate(_types(docs=True)):
+    for i, decl in enumerate(types(docs=True)):
         if i:
             out.append("")
         out += decl
@@ -306,7 +321,7 @@ def render_cdef() -> str:
     """Declarations for ``ffi.embedding_api()``: the types and the extern "Python"
     entry points (internal names; the public names are the C wrappers)."""
     out: list[str] = []
-    for decl in _types(docs=False):
+    for decl in types(docs=False):
         out += decl
     for f in abi.python_functions():
         out.append(f.decl(f.internal_name) + ";")
@@ -331,6 +346,11 @@ def render_internal_header() -> str:
         "int sv2i_is_ready(void);",
         "void sv2i_init_failed(void);",
         "void sv2i_set_error(const char *msg);",
+        "",
+        "/* handles.c: the C side of the handle table (decoders live in C) */",
+        "Sv2Decoder *sv2i_handle_add(void *obj);",
+        "void *sv2i_handle_get(Sv2Decoder *handle);",
+        "void *sv2i_handle_remove(Sv2Decoder *handle);",
         "",
         "/* extern \"Python\" entry points generated by cffi */",
     ]
@@ -359,22 +379,14 @@ def _wrapper(f: abi.Function) -> list[str]:
 
 
 def render_wrappers() -> str:
-    """sv2_exports.c: one exported C function per Python-implemented API function, plus
-    the status-name table."""
+    """sv2_exports.c: one exported C function per Python-implemented API function."""
     out = [
         "/* sv2_exports.c: GENERATED by sv2ffi/capi/render.py from sv2ffi/capi/abi.py.",
         " * Each exported function makes sure Python runs (sv2i_enter), calls the cffi",
         " * extern \"Python\" entry point, and turns a failed start-up into an error status",
-        " * instead of cffi's silent zero result. */",
+        " * instead of cffi's silent zero result. (The codec is C: sv2_codec.c.) */",
         '#include "sv2_internal.h"',
-        "",
-        "SV2I_EXPORT const char *sv2_status_name(Sv2Status status)",
-        "{",
-        "    switch (status) {",
     ]
-    for name, _, _ in abi.STATUS_CODES:
-        out.append(f'    case {name}: return "{name}";')
-    out += ["    }", '    return "SV2_UNKNOWN_STATUS";', "}"]
     for f in abi.python_functions():
         out.append("")
         out += _wrapper(f)

@@ -49,7 +49,8 @@ from typing import Optional
 
 from .. import bitcoin as btc
 from ..errors import BlockRejectedError, ProtocolViolationError
-from ..messages import (CoinbaseOutputConstraints, Message, RequestTransactionData,
+from ..messages import (CoinbaseOutputConstraints, Message, RequestExtensions,
+                        RequestExtensionsError, RequestTransactionData,
                         RequestTransactionDataError, RequestTransactionDataSuccess,
                         SetupConnection, SetupConnectionError, SetupConnectionSuccess,
                         SubmitSolution)
@@ -303,6 +304,14 @@ class TemplateProviderCore:
             return eff
         if isinstance(msg, SubmitSolution):
             self._on_solution(s, msg, eff)
+            return eff
+        if isinstance(msg, RequestExtensions):
+            # extension negotiation (spec extensions/0x0001): this TP speaks none, and says
+            # so rather than leave the client waiting
+            eff.send(sid, RequestExtensionsError(request_id=msg.request_id,
+                                                 unsupported_extensions=list(
+                                                     msg.requested_extensions),
+                                                 required_extensions=[]))
             return eff
         return self._violation(s, f"unexpected {msg.SPEC.name} from a client", eff)
 

@@ -218,7 +218,7 @@ static int run_args(void)
     CHECK(sv2_encode(&msgs[0], NULL) == SV2_ERR_INVALID_ARGUMENT);
 
     m = msgs[6];
-    m.type = (Sv2MsgType)0x55;
+    m.type = (Sv2MsgType)0x7f; /* no message has this type */
     CHECK(sv2_encode(&m, &frame) == SV2_ERR_INVALID_ARGUMENT);
     CHECK(frame.data == NULL && frame.len == 0);
     CHECK(strstr(sv2_last_error(), "type") != NULL);

@@ -5,12 +5,19 @@
  * compares the output with its input: C decode + C encode must be the identity. The
  * whole input is fed in chunks of varying size, so frame boundaries fall anywhere.
  * A frame that does not decode prints "ERR <status name>: <last error>".
+ *
+ * Built against libsv2 (sv2.h), and with -DSV2_STANDALONE against the standalone codec
+ * (sv2_codec.h + sv2_codec.c, C99): tests/test_ccodec_standalone.py.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef SV2_STANDALONE
+#include "sv2_codec.h"
+#else
 #include "sv2.h"
+#endif
 
 static int hexval(int c)
 {

@@ -11,7 +11,7 @@
 
 #include "sv2.h"
 
-#define SAMPLE_COUNT 12
+#define SAMPLE_COUNT 17
 #define SAMPLE_MERKLE_DEPTH 12
 #define SAMPLE_TX_COUNT 3
 
@@ -21,6 +21,10 @@ static Sv2Bytes sample_txs[SAMPLE_TX_COUNT];
 static uint8_t sample_outputs[46];
 static uint8_t sample_excess[32];
 static uint8_t sample_coinbase[100];
+static uint32_t sample_min_ntime = 1700000002u;
+static uint32_t sample_channel_ids[3] = {7, 8, 0x01020304u};
+static uint16_t sample_unsupported[2] = {2, 3}, sample_required[1] = {5};
+static Sv2Bytes sample_worker;
 
 static Sv2Bytes sample_text(const char *s)
 {
@@ -135,6 +139,53 @@ static size_t sample_messages(Sv2Message *out)
     out[11].submit_solution.header_nonce = 0x12345678u;
     out[11].submit_solution.coinbase_tx.data = sample_coinbase;
     out[11].submit_solution.coinbase_tx.len = sizeof sample_coinbase;
+
+    /* Mining, Job Declaration and extension messages: an OPTION present and absent, a
+       TLV field, sequences of U32 and U16, an extension_type other than 0 */
+    out[12].type = SV2_MSG_NEW_MINING_JOB;
+    out[12].new_mining_job.channel_id = 7;
+    out[12].new_mining_job.job_id = 1;
+    out[12].new_mining_job.min_ntime.elements = &sample_min_ntime;
+    out[12].new_mining_job.min_ntime.len = 1;
+    out[12].new_mining_job.version = 0x20000000u;
+    memcpy(out[12].new_mining_job.merkle_root, sample_merkle[3], 32);
+
+    out[13].type = SV2_MSG_NEW_EXTENDED_MINING_JOB;
+    out[13].new_extended_mining_job.channel_id = 7;
+    out[13].new_extended_mining_job.job_id = 2;
+    out[13].new_extended_mining_job.version = 0x20000000u;
+    out[13].new_extended_mining_job.version_rolling_allowed = true;
+    out[13].new_extended_mining_job.merkle_path.elements = (const uint8_t(*)[32])sample_merkle;
+    out[13].new_extended_mining_job.merkle_path.len = 2;
+    out[13].new_extended_mining_job.coinbase_tx_prefix.data = sample_coinbase;
+    out[13].new_extended_mining_job.coinbase_tx_prefix.len = 42;
+    out[13].new_extended_mining_job.coinbase_tx_suffix.data = sample_coinbase + 42;
+    out[13].new_extended_mining_job.coinbase_tx_suffix.len = 58;
+
+    sample_worker = sample_text("Worker_001");
+    out[14].type = SV2_MSG_SUBMIT_SHARES_EXTENDED;
+    out[14].submit_shares_extended.channel_id = 7;
+    out[14].submit_shares_extended.sequence_number = 11;
+    out[14].submit_shares_extended.job_id = 2;
+    out[14].submit_shares_extended.nonce = 0xcafebabeu;
+    out[14].submit_shares_extended.ntime = 1700000003u;
+    out[14].submit_shares_extended.version = 0x20000000u;
+    out[14].submit_shares_extended.extranonce.data = sample_excess;
+    out[14].submit_shares_extended.extranonce.len = 8;
+    out[14].submit_shares_extended.user_identity.elements = &sample_worker;
+    out[14].submit_shares_extended.user_identity.len = 1;
+
+    out[15].type = SV2_MSG_SET_GROUP_CHANNEL;
+    out[15].set_group_channel.group_channel_id = 3;
+    out[15].set_group_channel.channel_ids.elements = sample_channel_ids;
+    out[15].set_group_channel.channel_ids.len = 3;
+
+    out[16].type = SV2_MSG_REQUEST_EXTENSIONS_ERROR;
+    out[16].request_extensions_error.request_id = 1;
+    out[16].request_extensions_error.unsupported_extensions.elements = sample_unsupported;
+    out[16].request_extensions_error.unsupported_extensions.len = 2;
+    out[16].request_extensions_error.required_extensions.elements = sample_required;
+    out[16].request_extensions_error.required_extensions.len = 1;
     return SAMPLE_COUNT;
 }
 

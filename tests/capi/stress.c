@@ -89,8 +89,9 @@ int main(int argc, char **argv)
     CHECK(dec != NULL);
     for (i = 0; i < iterations; i++) {
         for (k = 0; k < n; k++) {
-            Sv2Bytes frame;
+            Sv2Bytes frame = {NULL, 0};
             Sv2Message out;
+            memset(&out, 0, sizeof out); /* freed below even if the calls fail */
             CHECK(sv2_encode(&msgs[k], &frame) == SV2_OK);
             CHECK(sv2_decoder_feed(dec, frame.data, frame.len) == SV2_OK);
             CHECK(sv2_decoder_next(dec, &out) == SV2_OK && out.type == msgs[k].type);
