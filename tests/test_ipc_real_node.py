@@ -10,14 +10,7 @@ the TP becoming the node's tip, ten clients getting every tip, a node restart.
 """
 
 import asyncio
-import json
-import os
-import shutil
-import socket
 import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 
@@ -29,98 +22,19 @@ from sv2ffi.tp.core import TpConfig
 from sv2ffi.tp.runner import TpThread
 from sv2ffi.tp.server import TpService
 from sv2ffi.tp.sources.ipc import IpcSource
+from core_node import BITCOIN_CLI, BITCOIN_NODE, NO_BITCOIN_NODE, RealNode
 from test_client_cli import SV2FFI, Proc, free_port
 
 T = 60
 REGTEST = btc.NETWORKS["regtest"]
 
 
-def _binary(env: str, name: str, beside=None):
-    path = os.environ.get(env) or shutil.which(name)
-    if not path and beside:
-        cand = Path(beside).parent / name
-        path = str(cand) if cand.exists() else None
-    return path
-
-
-NODE = _binary("SV2FFI_BITCOIN_NODE", "bitcoin-node")
-CLI = _binary("SV2FFI_BITCOIN_CLI", "bitcoin-cli", NODE)
-pytestmark = pytest.mark.skipif(
-    not (NODE and CLI), reason="no bitcoin-node with IPC: set SV2FFI_BITCOIN_NODE (and "
-    "SV2FFI_BITCOIN_CLI unless bitcoin-cli is beside it or on PATH)")
-
-
-class RealNode:
-    """A regtest bitcoin-node with -ipcbind=unix in a short temporary directory (a unix
-    socket path holds at most 107 bytes), driven with bitcoin-cli."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="sv2n-"))
-        self.rpc_port, self.p2p_port = free_port(), free_port()
-        self.proc = None
-        self.socket = self.dir / "regtest" / "node.sock"
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            [NODE, "-regtest", f"-datadir={self.dir}", "-ipcbind=unix", "-server",
-             f"-rpcport={self.rpc_port}", f"-port={self.p2p_port}", "-listen=0",
-             "-fallbackfee=0.0002", "-printtoconsole=0", "-debug=ipc"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + T
-        while True:
-            try:
-                self.cli("getblockcount")
-                break
-            except subprocess.CalledProcessError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("bitcoin-node did not start: "
-                                       + self.proc.stderr.read().decode(errors="replace"))
-                time.sleep(0.1)
-        while not self.socket.exists():
-            time.sleep(0.05)
-        return self
-
-    def cli(self, *args, wallet=None):
-        cmd = [CLI, "-regtest", f"-datadir={self.dir}", f"-rpcport={self.rpc_port}"]
-        if wallet:
-            cmd.append(f"-rpcwallet={wallet}")
-        out = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
-                             timeout=T, check=True).stdout.strip()
-        try:
-            return json.loads(out)
-        except ValueError:
-            return out
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() not in (None, 0):
-            log = self.dir / "regtest" / "debug.log"
-            print(f"bitcoin-node exited with {self.proc.returncode}; debug.log ends:\n"
-                  + "".join(log.read_text(errors="replace").splitlines(True)[-40:]))
-            print(self.proc.stderr.read().decode(errors="replace"))
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.cli("stop")
-            except subprocess.CalledProcessError:
-                self.proc.terminate()
-            try:
-                self.proc.wait(T)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def close(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def tip(self) -> bytes:
-        return bytes.fromhex(self.cli("getbestblockhash"))[::-1]
+pytestmark = pytest.mark.skipif(not (BITCOIN_NODE and BITCOIN_CLI), reason=NO_BITCOIN_NODE)
 
 
 @pytest.fixture
 def node():
-    n = RealNode().start()
+    n = RealNode(BITCOIN_NODE, ipc=True).start()
     n.cli("createwallet", "w")
     n.addr = n.cli("getnewaddress", wallet="w")
     n.cli("generatetoaddress", 120, n.addr)  # out of IBD, 20 mature coinbases
@@ -266,6 +180,7 @@ def test_tp_process_on_the_default_socket_with_a_mining_client(node, tmp_path):
     """``--bitcoin-datadir`` + the default ``--ipcconnect unix``, as sv2-tp finds a node."""
     fund_mempool(node, 5)
     port = free_port()
+    (tmp_path / "tp").mkdir()
     tp = Proc(["tp", "--source", "ipc", "--bitcoin-datadir", str(node.dir), "--sv2-port",
                str(port), "--datadir", str(tmp_path / "tp"), "--template-interval", "1"])
     try:
