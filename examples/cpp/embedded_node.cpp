@@ -1,25 +1,39 @@
 // embedded_node.cpp: a small regtest "node" that embeds libsv2's template provider.
 //
 // What a Bitcoin Core fork does with libsv2, in miniature: the node keeps its own chain
-// (Core's regtest genesis, then blocks mined by SV2 clients), a UTXO set and a mempool; its
-// block assembler builds a template the usual way (placeholder coinbase with the BIP34
-// height push, one reward output worth subsidy + fees, the BIP141 witness commitment, the
-// mempool's transactions) and pushes it with sv2_tp_push_template. The library serves it
-// to SV2 clients over Noise on its own thread; a solved block comes back through the
-// solution callback, already written to DATADIR/solved-blocks. The callback only queues
-// it: the node's main thread checks it (proof of work, merkle root, BIP34 height, inputs,
-// fees, coinbase value, witness commitment), connects it, and pushes the next template,
-// a new tip.
+// (Core's regtest genesis, its own premine, then blocks mined by SV2 clients), a UTXO set
+// and a mempool; its block assembler builds a template the usual way (placeholder coinbase
+// with the BIP34 height push, one reward output worth subsidy + fees, the BIP141 witness
+// commitment, the mempool's transactions) and pushes it with sv2_tp_push_template. The
+// library serves it to SV2 clients over Noise on its own thread; a solved block comes back
+// through the solution callback, already written to DATADIR/solved-blocks. The callback
+// only queues it: the node's main thread checks it (proof of work, merkle root, BIP34
+// height, inputs, coinbase maturity, fees, coinbase value, witness commitment), connects
+// it, and pushes the next template, a new tip.
 //
-// The UTXO set starts with made-up funding outputs (this node has no history and no
-// peers); every transaction spends those or outputs of earlier transactions, P2WSH(OP_TRUE)
-// with a witness, so what the node checks about them is real.
+// The chain is a real regtest chain, one Bitcoin Core would accept block for block: at
+// start-up the node mines its first --premine blocks (default 110) on top of the regtest
+// genesis, as `generatetoaddress` would: nBits 0x207fffff, BIP34 heights, the witness
+// commitment, the regtest subsidy (halving every 150 blocks), strictly increasing
+// timestamps one second apart ending a second before start-up. Every coinbase pays
+// P2WSH(OP_TRUE). From height 101 on, each premine block also carries a wallet
+// transaction that spends the coinbase of 100 blocks earlier (just mature) and splits it
+// into 50 outputs; those outputs feed the mempool. Every transaction spends them or outputs
+// of earlier transactions, P2WSH(OP_TRUE) with the witness [OP_TRUE], so what the node
+// checks about them, and what Core would check, is real. Each premine block goes through
+// the same checks as a solved one before it connects.
 //
-//   embedded_node [--datadir DIR] [--port N] [--blocks N] [--txs N] [--timeout S]
+// DATADIR/premine.hex: the premine, written (atomically) before the node listens: one
+// block per line, lowercase hex of the serialized block with witnesses, heights 1..N in
+// order. Together with DATADIR/solved-blocks it lets a checker replay the whole chain
+// through Bitcoin Core's validation (`sv2ffi interop` does, with libbitcoinkernel).
 //
-// Prints "authority KEY" and "listening 127.0.0.1:PORT", then one line per template,
-// solution and block; exits 0 after accepting --blocks blocks, 1 on any invalid block or
-// when no block arrives within --timeout seconds.
+//   embedded_node [--datadir DIR] [--port N] [--blocks N] [--txs N] [--premine N]
+//                 [--timeout S]
+//
+// Prints "premine ...", "authority KEY" and "listening 127.0.0.1:PORT", then one line per
+// template, solution and block; exits 0 after accepting --blocks blocks, 1 on any invalid
+// block or when no block arrives within --timeout seconds.
 #include "mini_bitcoin.hpp"
 #include "sv2.h"
 
@@ -28,9 +42,12 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <deque>
+#include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -48,8 +65,13 @@ using mb::Hash;
 
 constexpr uint32_t kRegtestBits = 0x207fffff;  // regtest's proof-of-work limit, never retargeted
 constexpr uint32_t kHalvingInterval = 150;      // regtest
+constexpr uint32_t kCoinbaseMaturity = 100;     // confirmations before a coinbase is spendable
 constexpr uint64_t kCoin = 100000000;
 constexpr uint64_t kMaxBlockWeight = 4000000;
+constexpr uint32_t kDefaultPremine = 110;  // 10 coinbases mature during the premine
+constexpr uint32_t kMaxPremine = 1000;  // the subsidy, halved every 150 blocks, still splits
+constexpr uint32_t kSplitOutputs = 50;     // outputs per split coinbase
+constexpr uint64_t kSplitFee = 10000;      // sat, for a 1-in 50-out transaction
 
 // ---- the solution callback: a library thread hands blocks to the node's thread ---------------
 
@@ -86,6 +108,8 @@ private:
 struct Coin {
     uint64_t value;
     Bytes script;
+    uint32_t height = 0;  // of the block that created it (unset for mempool outputs)
+    bool coinbase = false;
 };
 
 struct MempoolTx {
@@ -98,6 +122,7 @@ struct BlockIndex {
     Hash hash;
     uint32_t height;
     uint32_t time;
+    Hash coinbase_txid;
 };
 
 class Node {
@@ -114,17 +139,42 @@ public:
         Hash h = g.hash();
         if (mb::show(h) != "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206")
             throw std::runtime_error("regtest genesis hash mismatch: SHA-256 is broken");
-        chain_.push_back({h, 0, g.time});
-        // made-up funding: 50 outputs of 1 BTC the node's wallet can spend
-        for (uint32_t i = 0; i < 50; i++) {
-            std::string seed = "embedded_node funding " + std::to_string(i);
-            mb::OutPoint op{mb::sha256(reinterpret_cast<const uint8_t*>(seed.data()), seed.size()), 0};
-            utxo_[op] = Coin{kCoin, mb::p2wsh_op_true()};
-            spendable_.push_back(op);
-        }
+        // the genesis coinbase is not spendable (it is not in Core's UTXO set either)
+        chain_.push_back({h, 0, g.time, Hash{}});
     }
 
     const BlockIndex& tip() const { return chain_.back(); }
+
+    // The node's first blocks, mined on genesis before it serves anyone: `count` blocks,
+    // the last one timestamped a second before `now`. Each goes through accept_block
+    // like a solved block; from height 101 on, each also carries a wallet transaction
+    // splitting the coinbase that just matured into kSplitOutputs outputs for the mempool.
+    // Returns the serialized blocks, heights 1..count.
+    std::vector<Bytes> premine(uint32_t count, uint32_t now)
+    {
+        std::vector<Bytes> out;
+        for (uint32_t i = 1; i <= count; i++) {
+            const uint32_t height = tip().height + 1;
+            std::vector<MempoolTx> txs;
+            if (height > kCoinbaseMaturity)
+                txs.push_back(split_coinbase(chain_[height - kCoinbaseMaturity].coinbase_txid));
+            mb::Block b = assemble(now - (count - i) - 1, txs);
+            while (!mb::hash_meets_target(b.header.hash(), mb::bits_to_target(b.header.bits)))
+                b.header.nonce++;  // about two tries at regtest difficulty
+            Bytes raw = b.serialize();
+            mb::Block parsed;
+            std::string why = accept_block(raw, parsed);
+            if (!why.empty())
+                throw std::runtime_error("premine block " + std::to_string(height) +
+                                         " fails the node's own checks: " + why);
+            for (const MempoolTx& m : txs)
+                for (uint32_t n = 0; n < m.tx.vout.size(); n++) spendable_.push_back({m.txid, n});
+            out.push_back(std::move(raw));
+        }
+        return out;
+    }
+
+    size_t spendable() const { return spendable_.size(); }
 
     // a few new transactions, as if they had arrived from peers: every other one spends
     // a confirmed output, the next one an output of the transaction just made (a child)
@@ -160,20 +210,31 @@ public:
     Bytes build_template(uint32_t& height, size_t& ntx, uint64_t& fees) const
     {
         height = tip().height + 1;
-        mb::Block b;
-        b.header.version = 0x20000000;
-        b.header.prev = tip().hash;
-        b.header.time = std::max<uint32_t>(median_time_past() + 1,
-                                           static_cast<uint32_t>(std::time(nullptr)));
-        b.header.bits = kRegtestBits;
+        std::vector<MempoolTx> txs;
         fees = 0;
-        std::vector<mb::Tx> txs;
         for (const MempoolTx& m : mempool_) {  // block order: parents were added first
             if (txs.size() >= txs_per_block_) break;
-            txs.push_back(m.tx);
+            txs.push_back(m);
             fees += m.fee;
         }
         ntx = txs.size();
+        uint32_t time = std::max<uint32_t>(median_time_past() + 1,
+                                           static_cast<uint32_t>(std::time(nullptr)));
+        return assemble(time, txs).serialize();
+    }
+
+    // a block on the tip with these transactions (in this order) and a coinbase paying
+    // subsidy + their fees to P2WSH(OP_TRUE); nonce 0
+    mb::Block assemble(uint32_t time, const std::vector<MempoolTx>& txs) const
+    {
+        const uint32_t height = tip().height + 1;
+        mb::Block b;
+        b.header.version = 0x20000000;
+        b.header.prev = tip().hash;
+        b.header.time = time;
+        b.header.bits = kRegtestBits;
+        uint64_t fees = 0;
+        for (const MempoolTx& m : txs) fees += m.fee;
         mb::Tx cb;  // placeholder coinbase, as Core's CreateNewBlock makes it
         mb::TxIn in;
         in.prevout = {Hash{}, 0xffffffff};
@@ -185,10 +246,10 @@ public:
         cb.vout.push_back({subsidy(height) + fees, mb::p2wsh_op_true()});
         cb.locktime = height - 1;
         b.txs.push_back(cb);
-        b.txs.insert(b.txs.end(), txs.begin(), txs.end());
+        for (const MempoolTx& m : txs) b.txs.push_back(m.tx);
         b.txs[0].vout.push_back({0, mb::commitment_script(mb::witness_commitment(b.txs, Bytes(32, 0)))});
         b.header.merkle_root = mb::block_merkle_root(b.txs);
-        return b.serialize();
+        return b;
     }
 
     // the node's own checks of a solved block; "" when it connects, else why not
@@ -235,12 +296,15 @@ public:
                 auto c = created.find(in.prevout);
                 if (!coin && c == created.end())
                     return "tx " + mb::show(tx.txid()) + " spends a missing output";
+                if (coin && coin->coinbase && height - coin->height < kCoinbaseMaturity)
+                    return "tx " + mb::show(tx.txid()) + " spends the coinbase of height " +
+                           std::to_string(coin->height) + " before it matured";
                 in_value += coin ? coin->value : c->second.value;
             }
             Hash txid = tx.txid();
             for (uint32_t n = 0; n < tx.vout.size(); n++) {
                 out_value += tx.vout[n].value;
-                created[{txid, n}] = Coin{tx.vout[n].value, tx.vout[n].script};
+                created[{txid, n}] = Coin{tx.vout[n].value, tx.vout[n].script, height, false};
             }
             if (out_value > in_value) return "tx " + mb::show(txid) + " spends more than it has";
             fees += in_value - out_value;
@@ -271,7 +335,7 @@ public:
             if (!spent.count(op)) utxo_[op] = coin;
         Hash cb_txid = cb.txid();
         for (uint32_t n = 0; n < cb.vout.size(); n++)
-            utxo_[{cb_txid, n}] = Coin{cb.vout[n].value, cb.vout[n].script};
+            utxo_[{cb_txid, n}] = Coin{cb.vout[n].value, cb.vout[n].script, height, true};
         std::set<Hash> mined;
         for (const mb::Tx& tx : block.txs) mined.insert(tx.txid());
         std::vector<MempoolTx> keep;
@@ -281,7 +345,7 @@ public:
             if (!conflict) keep.push_back(m);
         }
         mempool_.swap(keep);
-        chain_.push_back({h.hash(), height, h.time});
+        chain_.push_back({h.hash(), height, h.time, cb_txid});
         last_fees_ = fees;
         return "";
     }
@@ -301,6 +365,25 @@ private:
         Hash h{};
         for (size_t i = 0; i < 32; i++) h[31 - i] = uint8_t(std::stoi(text.substr(2 * i, 2), nullptr, 16));
         return h;
+    }
+
+    // the wallet spends a mature coinbase's reward output into kSplitOutputs equal outputs
+    MempoolTx split_coinbase(const Hash& coinbase_txid) const
+    {
+        mb::OutPoint op{coinbase_txid, 0};
+        const Coin* coin = find_confirmed(op);
+        if (!coin || coin->value <= kSplitFee)
+            throw std::runtime_error("premine: no coinbase output to split at " + mb::show(coinbase_txid));
+        mb::Tx tx;
+        mb::TxIn in;
+        in.prevout = op;
+        in.sequence = 0xfffffffd;
+        in.witness.push_back(mb::op_true_script());
+        tx.vin.push_back(in);
+        uint64_t each = (coin->value - kSplitFee) / kSplitOutputs;
+        for (uint32_t n = 0; n < kSplitOutputs; n++) tx.vout.push_back({each, mb::p2wsh_op_true()});
+        tx.locktime = tip().height;
+        return {tx, tx.txid(), coin->value - each * kSplitOutputs};
     }
 
     uint32_t median_time_past() const
@@ -351,6 +434,21 @@ using Tp = std::unique_ptr<Sv2Tp, TpFree>;
     std::exit(1);
 }
 
+// DATADIR/premine.hex (format: this file's header comment), via a temporary file and a
+// rename so a reader never sees half of it
+std::string write_premine(const std::string& datadir, const std::vector<Bytes>& blocks)
+{
+    std::string path = datadir + "/premine.hex", tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        for (const Bytes& b : blocks) f << mb::hex(b) << '\n';
+        f.flush();
+        if (!f) throw std::runtime_error("cannot write " + tmp);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
+    return path;
+}
+
 void push(Sv2Tp* tp, const Node& node)
 {
     uint32_t height;
@@ -370,7 +468,7 @@ int main(int argc, char** argv)
 {
     std::string datadir = "embedded-node-data";
     unsigned port = 0;
-    long want_blocks = 3, txs = 8, timeout = 60;
+    long want_blocks = 3, txs = 8, timeout = 60, premine = kDefaultPremine;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (a == "--datadir" && i + 1 < argc) datadir = argv[++i];
@@ -378,11 +476,18 @@ int main(int argc, char** argv)
         else if (a == "--blocks" && i + 1 < argc) want_blocks = std::atol(argv[++i]);
         else if (a == "--txs" && i + 1 < argc) txs = std::atol(argv[++i]);
         else if (a == "--timeout" && i + 1 < argc) timeout = std::atol(argv[++i]);
+        else if (a == "--premine" && i + 1 < argc) premine = std::atol(argv[++i]);
         else {
             std::cerr << "usage: embedded_node [--datadir DIR] [--port N] [--blocks N] [--txs N] "
-                         "[--timeout S]\n";
+                         "[--premine N] [--timeout S]\n";
             return 2;
         }
+    }
+    if (premine <= static_cast<long>(kCoinbaseMaturity) || premine > static_cast<long>(kMaxPremine)) {
+        std::cerr << "embedded_node: --premine must be " << kCoinbaseMaturity + 1 << ".." << kMaxPremine
+                  << " (the wallet spends a coinbase once it has " << kCoinbaseMaturity
+                  << " confirmations)\n";
+        return 2;
     }
     std::string why;
     if (!mb::self_test(why)) {
@@ -397,6 +502,19 @@ int main(int argc, char** argv)
     Node node(static_cast<size_t>(txs));
     SolutionQueue solutions;
     ::mkdir(datadir.c_str(), 0700);
+    try {
+        auto t0 = std::chrono::steady_clock::now();
+        std::vector<Bytes> blocks =
+            node.premine(static_cast<uint32_t>(premine), static_cast<uint32_t>(std::time(nullptr)));
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        std::string path = write_premine(datadir, blocks);
+        std::cout << "premine height=" << node.tip().height << " tip=" << mb::show(node.tip().hash)
+                  << " spendable=" << node.spendable() << " ms=" << std::fixed << std::setprecision(1)
+                  << ms << " file=" << path << std::endl;
+    } catch (const std::exception& e) {
+        std::cerr << "embedded_node: " << e.what() << std::endl;
+        return 1;
+    }
 
     Sv2TpConfig cfg{};
     cfg.bind_address = "127.0.0.1";

@@ -9,7 +9,9 @@ runs each example against a Python peer built on ``sv2ffi.aio``:
   noise_server (C++, Noise responder)                <-  Python Noise client
   noise_client (C++, Noise initiator)                ->  Python Noise server
   embedded_node (C++ regtest node embedding the TP:  <-  `sv2ffi client --mine` (a separate
-      sv2_tp_push_template, solution callback)            process): blocks mined end to end
+      sv2_tp_push_template, solution callback)            process): blocks mined end to end,
+                                                          then the node's whole chain replayed
+                                                          through Bitcoin Core's validation
 
 Every field the C++ side builds is checked against an independent Python computation
 (e.g. SetNewPrevHash.target against ``bitcoin.bits_to_target(n_bits)``) and every field
@@ -25,7 +27,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from .. import bitcoin, errors
 from . import devbuild
@@ -37,6 +39,8 @@ from ..messages import (CoinbaseOutputConstraints, Message, NewTemplate, Request
 TIMEOUT = 10.0
 EXAMPLES = ("template_provider", "noise_server", "noise_client", "embedded_node")
 EMBEDDED_BLOCKS = 3
+#: embedded_node's start-up chain in its data directory: one block hex per line, heights 1..N
+PREMINE_FILE = "premine.hex"
 
 # what examples/cpp/mini_tp.hpp builds, computed here independently
 MINI_TP_HEIGHT = 840000
@@ -379,10 +383,32 @@ async def _pump(stream, prefix: str, t: Transcript, lines: list, first: dict) ->
                 fut.set_result(text[len(key):].strip())
 
 
+@dataclass
+class EmbeddedRun:
+    """One run of embedded_node mined by `sv2ffi client --mine`: the node's output lines and
+    what ``check_embedded_chain`` found."""
+
+    node_lines: list
+    check: "ChainCheck"
+
+
+@dataclass
+class ChainCheck:
+    """The embedded node's chain as ``check_embedded_chain`` found it."""
+
+    premine: int  # blocks the node mined itself at start-up: heights 1..premine
+    mined: int  # blocks mined through SV2 on top: premine+1..premine+mined
+    #: blocks Bitcoin Core's validation connected (premine + mined), None when
+    #: py-bitcoinkernel is not available and only the Python re-check ran
+    core_connected: Optional[int]
+    stale: int = 0  # persisted solutions the node refused as stale (Core: side branches)
+
+
 async def run_embedded_node(binary: Path, t: Transcript, blocks: int = EMBEDDED_BLOCKS,
-                            datadir: Path | None = None) -> list[str]:
-    """Run the node and `sv2ffi client --mine` until ``blocks`` blocks are accepted;
-    return the node's output lines.  The node's data directory is temporary unless given."""
+                            datadir: Path | None = None) -> EmbeddedRun:
+    """Run the node and `sv2ffi client --mine` until ``blocks`` blocks are accepted, then
+    check the node's chain (``check_embedded_chain``).  The node's data directory is
+    temporary unless given."""
     import tempfile
 
     if datadir is None:
@@ -432,54 +458,169 @@ async def run_embedded_node(binary: Path, t: Transcript, blocks: int = EMBEDDED_
     submitted = [ln for ln in pool_lines if ln.startswith("-> SubmitSolution")]
     expect(len(submitted) == blocks, f"the pool submitted {len(submitted)} solutions, "
                                      f"expected {blocks}")
-    check_embedded_chain(node_lines, datadir, blocks, t)
-    return node_lines
+    return EmbeddedRun(node_lines, check_embedded_chain(node_lines, datadir, blocks, t))
 
 
-def check_embedded_chain(node_lines: list, datadir: Path, blocks: int, t: Transcript) -> None:
-    """The blocks the C++ node accepted, checked again in Python from the copies the
-    library persisted: chained from regtest genesis, proof of work, merkle root, BIP34
-    height, witness commitment, coinbase value against the node's subsidy + fees."""
+def check_embedded_chain(node_lines: list, datadir: Path, blocks: int,
+                         t: Transcript) -> ChainCheck:
+    """The node's whole chain, judged again from its files: the premine it wrote to
+    DATADIR/premine.hex, then the blocks it accepted, from the copies the library persisted
+    in DATADIR/solved-blocks.
+
+    First Bitcoin Core's validation (libbitcoinkernel, ``tp.kernel.CoreValidator``, a fresh
+    regtest chainstate) replays them in height order and must connect every one; a refusal
+    is a Mismatch carrying Core's reason.  Persisted solutions the node refused as stale
+    must be valid side branches to Core.  Without py-bitcoinkernel the transcript says
+    Core did not judge them.  Then the Python re-check, which also knows what Core cannot
+    (what the node printed): chained from regtest genesis, nBits, proof of work, merkle
+    root, BIP34 height, witness commitment, and for the SV2-mined blocks the height, tx
+    count and coinbase value (subsidy + the fees the node reported)."""
     from ..tp.regtest import genesis_block
     from ..tp.storage import saved_blocks
+
+    premine = _read_premine(datadir)
+    summary = next((ln for ln in node_lines if ln.startswith("premine ")), None)
+    expect(summary is not None, "embedded_node printed no 'premine' line")
+    info = _key_values(summary)
+    expect(info.get("premine.height") == str(len(premine)),
+           f"embedded_node reported a premine to height {info.get('premine.height')}, "
+           f"{PREMINE_FILE} holds {len(premine)} blocks")
+    expect(info.get("premine.tip") == bitcoin.hash_hex(premine[-1][2].hash),
+           f"embedded_node's premine tip {info.get('premine.tip')} is not the last block of "
+           f"{PREMINE_FILE}")
 
     accepted = [_key_values("accepted " + ln[len("accepted "):])
                 for ln in node_lines if ln.startswith("accepted block ")]
     expect(len(accepted) == blocks, f"embedded_node accepted {len(accepted)} blocks, "
                                     f"expected {blocks}")
     files = {p.name.split("-", 1)[1][:-4]: p for p in saved_blocks(datadir)}
+    mined = []  # (height, raw, block, accepted line)
+    for height, acc in enumerate(accepted, start=len(premine) + 1):
+        h = acc["accepted.hash"]
+        expect(acc["accepted.height"] == str(height), f"accepted block {h}: height "
+                                                      f"{acc['accepted.height']}, expected {height}")
+        expect(h in files, f"block {h} was not persisted in {datadir}/solved-blocks")
+        raw = files.pop(h).read_bytes()
+        mined.append((height, raw, _parse_block(raw, f"persisted block {height}"), acc))
+    # solutions the node refused as stale build on a block of its chain; anything else
+    # in solved-blocks is left from another run in the same directory
+    on_chain = {blk.hash for _, _, blk in premine} | {m[2].hash for m in mined}
+    on_chain.add(genesis_block().hash)
+    stale, foreign = [], 0
+    for p in files.values():
+        raw = p.read_bytes()
+        if raw[4:36] in on_chain:
+            stale.append((int(p.name.split("-", 1)[0]), raw))
+        else:
+            foreign += 1
+    stale.sort()
+    if foreign:
+        t.say(f"  ignored {foreign} persisted blocks that do not build on this node's chain "
+              f"(left from an earlier run in {datadir})")
+
+    chain = [(height, raw) for height, raw, _ in premine] + [(m[0], m[1]) for m in mined]
+    core = _core_replay(chain, stale, t)
+
     regtest = bitcoin.NETWORKS["regtest"]
     prev = genesis_block().hash
-    for height, info in enumerate(accepted, start=1):
-        h = info["accepted.hash"]
-        expect(info["accepted.height"] == str(height), f"accepted block {h}: height "
-                                                       f"{info['accepted.height']}, expected {height}")
-        expect(h in files, f"block {h} was not persisted in {datadir}/solved-blocks")
-        blk = bitcoin.Block.from_bytes(files[h].read_bytes())
-        hdr = blk.header
-        expect(bitcoin.hash_hex(blk.hash) == h, f"persisted block hashes to {bitcoin.hash_hex(blk.hash)}")
-        expect(hdr.prev_hash == prev, f"block {height} does not extend block {height - 1}")
-        expect(bitcoin.hash_meets_target(blk.hash, bitcoin.bits_to_target(hdr.bits)),
-               f"block {height}: proof of work")
-        expect(hdr.merkle_root == bitcoin.merkle_root([tx.txid for tx in blk.txs]),
-               f"block {height}: merkle root")
-        cb = blk.txs[0]
-        expect(bitcoin.parse_bip34_height(cb.vin[0].script_sig) == height,
-               f"block {height}: BIP34 height")
-        idx = bitcoin.find_witness_commitment(cb)
-        expect(idx is not None, f"block {height}: no witness commitment")
-        want = bitcoin.witness_commitment_script(bitcoin.witness_commitment(
-            [tx.wtxid for tx in blk.txs[1:]], cb.vin[0].witness[0]))
-        expect(cb.vout[idx].script_pubkey == want, f"block {height}: witness commitment")
-        claimed = sum(o.value for o in cb.vout)
-        allowed = bitcoin.block_subsidy(height, regtest) + int(info["accepted.fees"])
+    for height, _, blk in premine:
+        _recheck_block(blk, height, prev, regtest)
+        prev = blk.hash
+    for height, _, blk, acc in mined:
+        _recheck_block(blk, height, prev, regtest)
+        h = acc["accepted.hash"]
+        expect(bitcoin.hash_hex(blk.hash) == h, f"persisted block {h} hashes to "
+                                                f"{bitcoin.hash_hex(blk.hash)}")
+        claimed = sum(o.value for o in blk.txs[0].vout)
+        allowed = bitcoin.block_subsidy(height, regtest) + int(acc["accepted.fees"])
         expect(claimed == allowed, f"block {height}: coinbase pays {claimed}, node allowed "
                                    f"{allowed}")
-        expect(int(info["accepted.txs"]) == len(blk.txs) - 1, f"block {height}: tx count")
+        expect(int(acc["accepted.txs"]) == len(blk.txs) - 1, f"block {height}: tx count")
         prev = blk.hash
-    t.say(f"  checked in Python: {blocks} persisted blocks chain from regtest genesis with "
-          f"valid proof of work, merkle roots, BIP34 heights, witness commitments and "
-          f"coinbase values")
+    t.say(f"  checked in Python: the premine (1..{len(premine)}) and the {blocks} persisted "
+          f"blocks chain from regtest genesis with nBits 0x207fffff, valid proof of work, "
+          f"merkle roots, BIP34 heights and witness commitments; the {blocks} mined through "
+          f"SV2 pay the subsidy + fees the node reported")
+    return ChainCheck(len(premine), blocks, core, len(stale))
+
+
+def _read_premine(datadir: Path) -> list:
+    """DATADIR/premine.hex -> [(height, raw, Block)], heights from 1."""
+    path = Path(datadir) / PREMINE_FILE
+    try:
+        lines = path.read_text().split()
+    except FileNotFoundError:
+        raise Mismatch(f"embedded_node wrote no {path}") from None
+    expect(bool(lines), f"{path} is empty")
+    out = []
+    for height, text in enumerate(lines, start=1):
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise Mismatch(f"{path} line {height} is not hex") from None
+        out.append((height, raw, _parse_block(raw, f"premine block {height}")))
+    return out
+
+
+def _parse_block(raw: bytes, what: str) -> bitcoin.Block:
+    try:
+        return bitcoin.Block.from_bytes(raw)
+    except errors.BitcoinDecodeError as e:
+        raise Mismatch(f"{what} does not parse: {e}") from None
+
+
+def _core_replay(chain: list, stale: list, t: Transcript) -> Optional[int]:
+    """Replay [(height, raw)] through a fresh Core chainstate; how many it connected
+    (None: Core's validation is not available here)."""
+    from ..tp import kernel
+
+    if not kernel.available():
+        t.say("  Bitcoin Core's validation is NOT available (py-bitcoinkernel not importable "
+              f"or {kernel.DISABLE_ENV} set): Core did not judge these blocks; Python "
+              "re-check only")
+        return None
+    v = kernel.CoreValidator()
+    try:
+        for height, raw in chain:
+            reason = v.process_block(raw)
+            if reason is not None:
+                raise Mismatch(f"Bitcoin Core rejected block {height} "
+                               f"({bitcoin.hash_hex(bitcoin.sha256d(raw[:80]))}): {reason}")
+        for height, raw in stale:
+            reason = v.process_block(raw)
+            if reason not in ("inconclusive", "duplicate"):
+                raise Mismatch(f"Bitcoin Core judged the stale solution at height {height} "
+                               f"({bitcoin.hash_hex(bitcoin.sha256d(raw[:80]))}): "
+                               f"{reason or 'it became the tip'}")
+        expect(v.height == chain[-1][0], f"Bitcoin Core's tip is at height {v.height}, "
+                                         f"the node's at {chain[-1][0]}")
+        connected = v.accepted
+    finally:
+        v.close()
+    side = f"; {len(stale)} stale solutions are valid side branches" if stale else ""
+    t.say(f"  Bitcoin Core's validation (libbitcoinkernel) connected all {connected} blocks: "
+          f"the premine and the blocks mined through SV2, tip height {chain[-1][0]}{side}")
+    return connected
+
+
+def _recheck_block(blk: bitcoin.Block, height: int, prev: bytes, net) -> None:
+    """The consensus facts Python can check about one block without a UTXO set."""
+    hdr = blk.header
+    expect(hdr.prev_hash == prev, f"block {height} does not extend block {height - 1}")
+    expect(hdr.bits == net.pow_limit_bits, f"block {height}: nBits {hdr.bits:#x}, regtest "
+                                           f"uses {net.pow_limit_bits:#x}")
+    expect(bitcoin.hash_meets_target(blk.hash, bitcoin.bits_to_target(hdr.bits)),
+           f"block {height}: proof of work")
+    expect(hdr.merkle_root == bitcoin.merkle_root([tx.txid for tx in blk.txs]),
+           f"block {height}: merkle root")
+    cb = blk.txs[0]
+    expect(bitcoin.parse_bip34_height(cb.vin[0].script_sig) == height,
+           f"block {height}: BIP34 height")
+    idx = bitcoin.find_witness_commitment(cb)
+    expect(idx is not None, f"block {height}: no witness commitment")
+    want = bitcoin.witness_commitment_script(bitcoin.witness_commitment(
+        [tx.wtxid for tx in blk.txs[1:]], cb.vin[0].witness[0]))
+    expect(cb.vout[idx].script_pubkey == want, f"block {height}: witness commitment")
 
 
 def _key_values(text: str) -> dict[str, str]:
