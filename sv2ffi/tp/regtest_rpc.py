@@ -379,6 +379,26 @@ class RegtestRpcServer:
             raise RpcFailure(-5, "Error: Invalid address") from None
         return [btc.hash_hex(h) for h in self.chain.generate(int(nblocks), script)]
 
+    async def rpc_generateblock(self, output, transactions=(), submit=True):
+        """Like bitcoind's: a block paying ``output`` with exactly ``transactions`` (only an
+        empty list here); ``submit=false`` returns it without connecting it (benchmarks
+        prepare blocks so that a tip costs only the submit)."""
+        try:
+            script = btc.decode_segwit_address("bcrt", output)
+        except BitcoinDecodeError:
+            raise RpcFailure(-5, "Error: Invalid address or descriptor") from None
+        if transactions:
+            raise RpcFailure(-8, "this endpoint builds empty blocks only")
+        tpl = self.chain.block_template()
+        tpl.txs, tpl.coinbase_value = [], tpl.subsidy
+        blk = self.chain.mine_template(tpl, script)
+        if submit:
+            reason = self.chain.submit_block(blk.serialize())
+            if reason is not None:
+                raise RpcFailure(-25, f"generateblock: {reason}")
+            return {"hash": btc.hash_hex(blk.hash)}
+        return {"hash": btc.hash_hex(blk.hash), "hex": blk.serialize().hex()}
+
     async def rpc_sendrawtransaction(self, hexstring, maxfeerate=None):
         try:
             tx = btc.Tx.from_bytes(bytes.fromhex(hexstring))

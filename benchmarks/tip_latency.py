@@ -1,0 +1,362 @@
+"""Tip latency: a new block on the node -> SetNewPrevHash at each of N Noise clients.
+
+For N = 1, 10, 100 clients, per (client, block): the time from the node's ZMQ
+``hashblock`` notification (``from zmq``) and from the moment the block was handed to
+the node (``from submit``: just before ``submitblock`` of a prepared block) to the
+SetNewPrevHash arriving; p50 / p99 over clients x blocks, the p99 of each tip's slowest
+client, how many (client, block) pairs never got the tip (``missed``, none within 5 s),
+and when the full template (the first one with transactions) followed.  Medians of
+``--runs`` runs of ``--tips`` blocks each.
+
+Columns, all on the same node in the same run:
+- ``sv2ffi rpc``: ``sv2ffi tp --source rpc`` with ZMQ hashblock (always);
+- ``sv2ffi ipc``: ``sv2ffi tp --source ipc`` (when the node is a bitcoin-node with IPC);
+- ``sv2-tp``: stratum-mining/sv2-tp on the same bitcoin-node (when ``SV2FFI_SV2TP``).
+
+The node is the built-in regtest chain's bitcoind-style endpoint (``sv2ffi tp
+--regtest-rpc-port``, its own process) by default, or a real regtest Bitcoin Core when
+``SV2FFI_BITCOIN_NODE`` (bitcoin-node: all three columns) or ``SV2FFI_BITCOIND`` (rpc
+only) is set (see tests/core_node.py).  Its mempool is kept at ``--mempool`` transactions:
+the prepared blocks are empty, so every tip is followed by a full template.
+
+Every TP is its own process; the clients run in two child processes; CLOCK_MONOTONIC is
+system-wide on Linux, so the timestamps of all processes compare.
+
+    .venv/bin/python benchmarks/tip_latency.py [--clients 1,10,100] [--tips 15] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from core_node import (BITCOIN_CLI, BITCOIN_NODE, BITCOIND, SV2TP, RealNode,  # noqa: E402
+                       Sv2Tp, free_port)
+
+SV2FFI = [sys.executable, "-m", "sv2ffi"]
+MISS_AFTER = 5.0
+T = 120
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[max(0, min(len(xs) - 1, round(p / 100 * (len(xs) - 1))))] if xs else float("nan")
+
+
+# ---- clients: child processes recording arrivals ---------------------------------------------
+
+
+def _worker(conn, port: int, key, n: int) -> None:
+    asyncio.run(_clients(conn, port, key, n))
+
+
+async def _clients(conn, port, key, n):
+    from sv2ffi.client import TdpClient
+    from sv2ffi.messages import NewTemplate, SetNewPrevHash
+    clients = []
+    for _ in range(n):
+        clients.append(await TdpClient.connect("127.0.0.1", port, authority_pubkey=key,
+                                               timeout=T, max_additional_size=100,
+                                               max_additional_sigops=400))
+    snph: list = [dict() for _ in range(n)]  # prev_hash hex -> arrival
+    full: list = [dict() for _ in range(n)]  # prev_hash hex -> first template with txs
+
+    async def reader(i, c):
+        cur = None
+        while True:
+            m = await c.stream.recv()
+            now = time.monotonic()
+            if isinstance(m, SetNewPrevHash):
+                cur = m.prev_hash[::-1].hex()
+                snph[i].setdefault(cur, now)
+            elif isinstance(m, NewTemplate) and m.merkle_path and cur is not None:
+                # a future template with transactions is sv2-tp's full work at a tip
+                full[i].setdefault(cur if not m.future_template else "next", now)
+            if isinstance(m, SetNewPrevHash) and "next" in full[i]:
+                full[i][cur] = full[i].pop("next")
+
+    tasks = [asyncio.create_task(reader(i, c)) for i, c in enumerate(clients)]
+    conn.send("ready")
+    await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+    for t in tasks:
+        t.cancel()
+    conn.send((snph, full))
+
+
+def spawn_clients(port, key, n):
+    parts = [n // 2, n - n // 2] if n > 1 else [n]
+    procs = []
+    for k in parts:
+        a, b = mp.Pipe()
+        p = mp.get_context("spawn").Process(target=_worker, args=(b, port, key, k), daemon=True)
+        p.start()
+        procs.append((p, a))
+    for _p, a in procs:
+        if not a.poll(T) or a.recv() != "ready":
+            raise RuntimeError("clients did not connect")
+    return procs
+
+
+def collect(procs):
+    snph, full = [], []
+    for p, a in procs:
+        a.send("stop")
+        s, f = a.recv()
+        snph += s
+        full += f
+        p.join(10)
+    return snph, full
+
+
+# ---- nodes --------------------------------------------------------------------------------
+
+
+class BuiltinNode:
+    """The built-in regtest chain's bitcoind-style JSON-RPC + ZMQ endpoint, in its own
+    process (``sv2ffi tp --regtest-rpc-port``)."""
+
+    kind = "built-in regtest chain endpoint (sv2ffi tp --regtest-rpc-port)"
+    ipc = False
+
+    def __init__(self, mempool: int, datadir: Path):
+        self.rpc_port, self.zmq = free_port(), f"tcp://127.0.0.1:{free_port()}"
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            SV2FFI + ["tp", "--sv2-port", "0", "--datadir", str(datadir), "--mempool-interval",
+                      "0", "--regtest-rpc-port", str(self.rpc_port), "--regtest-zmq-hashblock",
+                      self.zmq, "--log-level", "warning"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        for line in self.proc.stdout:
+            m = re.search(r"cookie (\S+)", line)
+            if m:
+                self.cookie = Path(m.group(1))
+                break
+        self.url = f"http://127.0.0.1:{self.rpc_port}/"
+        self.mempool = mempool
+        self.refill()
+
+    def rpc(self, method, *params):
+        from bitcoinrpc.authproxy import AuthServiceProxy
+        user, pw = self.cookie.read_text().strip().split(":", 1)
+        return getattr(AuthServiceProxy(f"http://{user}:{pw}@127.0.0.1:{self.rpc_port}/",
+                                        timeout=T), method)(*params)
+
+    def refill(self):
+        need = self.mempool - self.rpc("getmempoolinfo")["size"]
+        if need > 0:
+            self.rpc("generate_transactions", need)
+
+    def prepare(self):
+        """An empty block on the tip, not yet submitted (the mempool stays full)."""
+        from sv2ffi import bitcoin as btc
+        addr = btc.script_address(btc.P2WSH_OP_TRUE, btc.NETWORKS["regtest"])
+        return self.rpc("generateblock", addr, [], False)["hex"]
+
+    def submit(self, block_hex):
+        r = self.rpc("submitblock", block_hex)
+        if r is not None:
+            raise RuntimeError(f"submitblock: {r}")
+
+    def best(self) -> str:
+        return self.rpc("getbestblockhash")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+class CoreNode:
+    """A real regtest Bitcoin Core (tests/core_node.py) with a wallet-funded mempool."""
+
+    def __init__(self, exe: str, mempool: int):
+        self.ipc = exe == BITCOIN_NODE
+        self.kind = f"Bitcoin Core {Path(exe).name} (regtest)"
+        self.node = RealNode(exe, zmq=True, ipc=self.ipc).start()
+        self.node.fund_wallet(coins=max(1000, mempool * 4))
+        self.zmq, self.url, self.cookie = self.node.zmq, self.node.url, self.node.cookie
+        self.mempool = mempool
+        self.refill()
+
+    def refill(self):
+        need = self.mempool - self.node.rpc("getmempoolinfo")["size"]
+        if need > 0:
+            self.node.fill_mempool(need)
+
+    def prepare(self):
+        """An empty block on the tip, not yet submitted (the mempool stays full)."""
+        return self.node.rpc("generateblock", self.node.addr, [], False)["hex"]
+
+    def submit(self, block_hex):
+        r = self.node.rpc("submitblock", block_hex)
+        if r is not None:
+            raise RuntimeError(f"submitblock: {r}")
+
+    def best(self) -> str:
+        return self.node.rpc("getbestblockhash")
+
+    def close(self):
+        self.node.close()
+
+
+# ---- template providers under test --------------------------------------------------------
+
+
+class Sv2ffiTp:
+    def __init__(self, node, source: str, datadir: Path):
+        self.name = f"sv2ffi {source}"
+        self.port = free_port()
+        datadir.mkdir(parents=True, exist_ok=True)
+        args = ["tp", "--source", source, "--sv2-port", str(self.port), "--datadir",
+                str(datadir), "--max-clients", "1000", "--log-level", "warning", "--chain",
+                "regtest"]
+        if source == "rpc":
+            args += ["--rpc-url", node.url, "--rpc-cookie-file", str(node.cookie),
+                     "--zmq-hashblock", node.zmq]
+        else:
+            args += ["--ipcconnect", f"unix:{node.node.socket}"]
+        self.proc = subprocess.Popen(SV2FFI + args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        for line in self.proc.stdout:
+            m = re.search(r"authority public key: (\w+)", line)
+            if m:
+                self.key = m.group(1)
+                break
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+class RealSv2Tp:
+    name = "sv2-tp"
+
+    def __init__(self, node, datadir: Path):
+        self.port = free_port()
+        self.tp = Sv2Tp(node.node, self.port)
+        self.key = self.tp.authority
+
+    def close(self):
+        self.tp.stop()
+
+
+# ---- measuring ----------------------------------------------------------------------------
+
+
+def zmq_listener(endpoint: str, arrivals: dict, stop: threading.Event):
+    import zmq
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"hashblock")
+    sub.connect(endpoint)
+    try:
+        while not stop.is_set():
+            if sub.poll(100):
+                parts = sub.recv_multipart()
+                arrivals.setdefault(parts[1].hex(), time.monotonic())
+    finally:
+        sub.close(0)
+        ctx.term()
+
+
+def measure(node, tp, n: int, tips: int) -> dict:
+    procs = spawn_clients(tp.port, tp.key, n)
+    zmq_at: dict = {}
+    stop = threading.Event()
+    listener = threading.Thread(target=zmq_listener, args=(node.zmq, zmq_at, stop), daemon=True)
+    listener.start()
+    time.sleep(0.5)
+    submitted = []
+    for _ in range(tips):
+        node.refill()
+        prepared = node.prepare()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        node.submit(prepared)
+        submitted.append((node.best(), t0))
+        time.sleep(1.0)  # the full template follows; then the next block
+    time.sleep(MISS_AFTER)
+    stop.set()
+    snph, full = collect(procs)
+    listener.join(5)
+    from_zmq, from_submit, worst, full_lat = [], [], [], []
+    missed = 0
+    for tip, t0 in submitted:
+        tz = zmq_at.get(tip)
+        per_tip = []
+        for i in range(n):
+            t = snph[i].get(tip)
+            if t is None or t - t0 > MISS_AFTER:
+                missed += 1
+                continue
+            from_submit.append((t - t0) * 1000)
+            per_tip.append((t - t0) * 1000)
+            if tz is not None:
+                from_zmq.append((t - tz) * 1000)
+            f = full[i].get(tip)
+            if f is not None:
+                full_lat.append((f - (tz or t0)) * 1000)
+        if per_tip:
+            worst.append(max(per_tip))
+    return {"zmq50": pct(from_zmq, 50), "zmq99": pct(from_zmq, 99),
+            "sub50": pct(from_submit, 50), "sub99": pct(from_submit, 99),
+            "worst99": pct(worst, 99), "missed": missed, "samples": n * tips,
+            "full50": pct(full_lat, 50)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", default="1,10,100")
+    ap.add_argument("--tips", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mempool", type=int, default=500)
+    args = ap.parse_args(argv)
+    counts = [int(x) for x in args.clients.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="sv2ffi-tiplat-"))
+    exe = BITCOIN_NODE or BITCOIND
+    node = CoreNode(exe, args.mempool) if exe and BITCOIN_CLI else \
+        BuiltinNode(args.mempool, work / "node")
+    results: dict = {}
+    try:
+        makers = [("sv2ffi rpc", lambda d: Sv2ffiTp(node, "rpc", d))]
+        if getattr(node, "ipc", False):
+            makers.append(("sv2ffi ipc", lambda d: Sv2ffiTp(node, "ipc", d)))
+            if SV2TP:
+                makers.append(("sv2-tp", lambda d: RealSv2Tp(node, d)))
+        for run in range(args.runs):
+            for name, make in makers:
+                tp = make(work / f"{name.replace(' ', '-')}-{run}")
+                try:
+                    time.sleep(2)
+                    for n in counts:
+                        results.setdefault((name, n), []).append(measure(node, tp, n, args.tips))
+                finally:
+                    tp.close()
+    finally:
+        node.close()
+    print(f"node: {node.kind}; mempool kept at {args.mempool} transactions; {args.tips} tips "
+          f"per run; medians of {args.runs} runs (ms)")
+    print(f"{'TP':<11} {'N':>4} | {'from zmq p50':>12} {'p99':>7} | {'from submit p50':>15} "
+          f"{'p99':>7} | {'slowest p99':>11} | {'missed':>8} | {'full tpl p50':>12}")
+    for (name, n), rs in results.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+        print(f"{name:<11} {n:>4} | {med['zmq50']:>12.2f} {med['zmq99']:>7.2f} | "
+              f"{med['sub50']:>15.2f} {med['sub99']:>7.2f} | {med['worst99']:>11.2f} | "
+              f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {med['full50']:>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
