@@ -63,6 +63,10 @@ class Sv2Stream:
             data = await self._read()
             self._pending.extend(conn.feed(data))
             await self._flush()
+            if not self._pending:
+                # a chunk of frames this side skips (unknown types): let the other
+                # connections of this loop run before reading on
+                await asyncio.sleep(0)
         return self._pending.popleft()
 
     async def send(self, msg: Message) -> None:
@@ -98,8 +102,13 @@ class Sv2Stream:
             return
         self._closed = True
         self._writer.close()
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
+        try:
             await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            # a peer that does not read keeps unsent data (and the socket) alive: drop it
+            self._writer.transport.abort()
+        except Exception:  # noqa: BLE001 - already reset by the peer
+            pass
 
     async def __aenter__(self):
         return self

@@ -345,7 +345,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fee-delta", type=options.nonnegative_int, default=1000, metavar="SAT",
                    help="sat the fees must rise by for an update")
     g.add_argument("--max-clients", type=options.positive_int, default=100, metavar="N",
-                   help="connections served at once")
+                   help="working clients (set up) served at once")
+    g.add_argument("--max-pending", type=options.positive_int, default=64, metavar="N",
+                   help="connections still setting up (handshake, SetupConnection, "
+                   "constraints), a budget apart from --max-clients")
+    g.add_argument("--max-pending-per-source", type=options.positive_int, default=8,
+                   metavar="N", help="of those, from any one source address")
+    g.add_argument("--write-timeout", type=options.positive_seconds, default=20.0,
+                   metavar="SECONDS", help="a client whose writes stay backed up this long "
+                   "(it does not read) is disconnected and its slot freed")
     g = tp.add_argument_group("template source")
     g.add_argument("--source", choices=("regtest", "rpc", "ipc"), default="regtest",
                    help="regtest: the built-in in-memory test/demo chain; rpc: bitcoind "

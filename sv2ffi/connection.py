@@ -72,6 +72,8 @@ class Connection:
         self._decoder = None
         #: frames skipped: unknown msg_type, or an extension we do not speak
         self.unknown_messages = 0
+        #: every frame read, skipped ones included (a server's rate limit counts them all)
+        self.frames_received = 0
         #: True: feed() returns the Frames (of extensions the schema has) undecoded, for a
         #: caller with a codec of its own (libsv2 decodes them with its C codec)
         self.frames_only = False
@@ -235,6 +237,7 @@ class Connection:
     def _read_frames(self, msgs: list) -> None:
         decoder = self._decoder
         while (frame := decoder.next_frame()) is not None:
+            self.frames_received += 1
             if not is_known_extension(frame):  # an extension we have no messages of
                 self.unknown_messages += 1
                 continue
@@ -252,6 +255,12 @@ class Connection:
         """Wire bytes for one message (one frame; encrypted chunks under Noise)."""
         self._check_sendable()
         return self._send_plain_frame(encode_message(msg))  # EncodeError: caller's bug, no fail
+
+    def send_encoded(self, frame_bytes: bytes) -> bytes:
+        """Wire bytes for a frame already encoded (``framing.encode_message``): a server
+        sending one message to many peers encodes it once and encrypts it per peer."""
+        self._check_sendable()
+        return self._send_plain_frame(frame_bytes)
 
     def farewell(self, msg: Message) -> bytes:
         """Wire bytes for one last message after the peer sent a payload that does not

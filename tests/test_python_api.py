@@ -70,7 +70,8 @@ def test_package_is_typed():
     (dict(config=TpConfig(network="main")), "bitcoin.Network"),
     (dict(config=TpConfig(block_max_weight=5_000_000)), "block_max_weight must be <="),
     (dict(tick_interval=0), "tick_interval must be > 0"),
-    (dict(max_queue=0), "max_queue must be >= 1"),
+    (dict(max_pending=0), "max_pending must be >= 1"),
+    (dict(write_timeout=0), "write_timeout must be > 0"),
     (dict(keys="9b..."), "keys must be DatadirKeys"),
 ])
 def test_tp_service_misconfiguration_is_caught_at_construction(tmp_path, kw, words):

@@ -422,10 +422,17 @@ def test_rate_limit_disconnects_only_the_flooder():
 def test_max_clients():
     from sv2ffi.errors import ProtocolViolationError
     h = Harness(max_clients=2)
-    h.core.open_session(h.now)
-    h.core.open_session(h.now)
+    h.publish()
+    h.connect()
+    setting_up = h.core.open_session(h.now)  # not yet working: it does not count
+    h.connect()
     with pytest.raises(ProtocolViolationError):
         h.core.open_session(h.now)
+    # the one still setting up is refused when it would become the third working client
+    h.send(setting_up, setup_msg())
+    h.send(setting_up, CoinbaseOutputConstraints(coinbase_output_max_additional_size=1,
+                                                 coinbase_output_max_additional_sigops=1))
+    assert "too many clients" in h.closed[setting_up]
 
 
 def test_late_template_for_an_old_tip_does_not_switch_back():

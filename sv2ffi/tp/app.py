@@ -150,7 +150,9 @@ async def serve_tp(args, datadir: Path) -> int:
         net.sv2_port if args.sv2_port is None else args.sv2_port)
     metrics = TpMetrics()
     service = TpService(source, config=config, host=host, port=port, datadir=datadir,
-                        metrics=metrics)
+                        metrics=metrics, max_pending=args.max_pending,
+                        max_pending_per_source=args.max_pending_per_source,
+                        write_timeout=args.write_timeout)
     rpc_server = metrics_server = None
     if args.source == "regtest" and args.regtest_rpc_port is not None:
         from .regtest_rpc import RegtestRpcServer

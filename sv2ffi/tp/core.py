@@ -211,6 +211,7 @@ class TemplateProviderCore:
         self.sessions: dict[int, Session] = {}
         self.solutions_seen = 0
         self.ignored_old_tips = 0
+        self.active_count = 0  # sessions that finished setting up
 
     # ---- ids and cache -------------------------------------------------------------------
 
@@ -233,8 +234,9 @@ class TemplateProviderCore:
     # ---- sessions --------------------------------------------------------------------------
 
     def open_session(self, now: float, peer: str = "") -> int:
-        """Register a connection; refuses beyond ``max_clients``."""
-        if len(self.sessions) >= self.config.max_clients:
+        """Register a connection; refuses when ``max_clients`` clients are working (those
+        still setting up are bounded by the adapter's admission budget)."""
+        if self.active_count >= self.config.max_clients:
             raise ProtocolViolationError(f"too many clients ({self.config.max_clients})")
         sid = self._next_sid
         self._next_sid += 1
@@ -250,6 +252,8 @@ class TemplateProviderCore:
         s = self.sessions.pop(sid, None)
         if s is None:
             return
+        if s.state is SessionState.ACTIVE:
+            self.active_count -= 1
         s.state = SessionState.CLOSED
         self._leave_group(s)
 
@@ -274,13 +278,17 @@ class TemplateProviderCore:
     def active_sessions(self) -> list:
         return [s for s in self.sessions.values() if s.state is SessionState.ACTIVE]
 
-    def count_frame(self, sid: int, now: float) -> Effects:
-        """A frame that carries no message the core handles (unknown type, unknown
-        extension) still costs a token: no kind of input is free."""
+    def count_frames(self, sid: int, n: int, now: float) -> Effects:
+        """``n`` frames that carried no message the core handles (unknown types, unknown
+        extensions) still cost a token each: no kind of input is free."""
         eff = Effects()
         s = self.sessions.get(sid)
-        if s is not None and not s.msgs.take(now):
-            self._violation(s, "message rate limit exceeded", eff)
+        if s is None:
+            return eff
+        for _ in range(n):
+            if not s.msgs.take(now):
+                return self._violation(s, "message rate limit exceeded (frames of unknown "
+                                          "messages count too)", eff)
         return eff
 
     def receive(self, sid: int, msg: Message, now: float) -> Effects:
@@ -339,6 +347,8 @@ class TemplateProviderCore:
             c.check(self.config.block_max_weight)
         except ProtocolViolationError as e:
             return self._violation(s, f"impossible CoinbaseOutputConstraints: {e}", eff)
+        if s.state is not SessionState.ACTIVE and self.active_count >= self.config.max_clients:
+            return self._violation(s, f"too many clients ({self.config.max_clients})", eff)
         if s.state is SessionState.ACTIVE and not s.constraints_budget.take(now):
             if s.pending_constraints is None:
                 log.info("client %d: CoinbaseOutputConstraints faster than %.2g/s; coalescing",
@@ -356,6 +366,8 @@ class TemplateProviderCore:
         if g is None:
             g = self.groups[c] = Group(c)
         g.members.add(s.sid)
+        if s.state is not SessionState.ACTIVE:
+            self.active_count += 1
         s.state = SessionState.ACTIVE
         if self.tip is not None:
             self._send_pair(s, self._group_current(g, now), now, eff)

@@ -90,6 +90,13 @@ def nonnegative_seconds(text: str) -> float:
     return x
 
 
+def positive_seconds(text: str) -> float:
+    x = _number(float, text, "a number of seconds")
+    if not 0 < x < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} seconds is not a positive duration")
+    return x
+
+
 def chain(text: str) -> str:
     """A chain as bitcoind and sv2-tp name it -> our network name."""
     try:

@@ -1,14 +1,16 @@
-"""The asyncio adapter of the template provider: Noise server + source + TP core.
+"""The asyncio adapter of the template provider: listener + source + TP core.
 
-Everything with a rule in it lives in ``core.TemplateProviderCore``; this module moves
-messages between sockets and the core, runs the clock (``tick``), and does the two pieces
-of I/O the core asks for: persisting a solved block (before anything else hears of it) and
-submitting it through the source.
+Everything with a rule in it lives in ``core.TemplateProviderCore``; the network edge
+(admission, per-client read and write paths, their limits) in ``listener.py``.  This
+module wires them: client frames go to the core, the core's effects go out, the clock
+ticks, and it does the two pieces of I/O the core asks for: persisting a solved block
+(before anything else hears of it) and submitting it through the source.
 
-Each client gets an outgoing queue and a writer task, so a slow client delays nobody's
-SetNewPrevHash; a client whose queue overflows is disconnected.  Clients only ever send
-small messages (the largest is SubmitSolution with a B0_64K coinbase), so frames above
-that are refused before being buffered.
+Writes are direct: a message the core sends to many clients is encoded once and encrypted
+per client straight into each transport, so a new tip reaches everybody in one pass, and a
+client that does not read fills only its own buffer (and is aborted, listener.py).
+Clients only ever send small messages (the largest is SubmitSolution with a B0_64K
+coinbase), so frames above that are refused before being buffered.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .. import aio
 from ..connection import Connection
-from ..errors import ConnectionClosed, InvalidValueError, ProtocolViolationError, Sv2Error
+from ..errors import InvalidValueError, ProtocolViolationError, Sv2Error
+from ..framing import encode_message
+from ..keys import DatadirKeys, load_datadir_keys
 from ..messages import SetupConnectionError
 from ..schema import ERROR_CODES
-from ..keys import DatadirKeys, load_datadir_keys
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
+from .listener import WRITE_TIMEOUT, ClientProtocol, Limits, TpListener
 from .metrics import TpMetrics
 from .service_config import check_service_args
 from .sources import Source
@@ -36,18 +39,6 @@ log = logging.getLogger("sv2ffi.tp")
 
 #: SubmitSolution: 22 bytes of fields + a B0_64K coinbase; nothing a client sends is bigger.
 MAX_CLIENT_PAYLOAD = 22 + 65535
-_CLOSE = object()
-
-
-class _Peer:
-    __slots__ = ("sid", "stream", "queue", "writer", "closing")
-
-    def __init__(self, sid: int, stream: aio.Sv2Stream):
-        self.sid = sid
-        self.stream = stream
-        self.queue: asyncio.Queue = asyncio.Queue()
-        self.writer: Optional[asyncio.Task] = None
-        self.closing = False
 
 
 class TpService:
@@ -57,9 +48,11 @@ class TpService:
                  host: str = "127.0.0.1", port: int = 0, datadir=None,
                  keys: Optional[DatadirKeys] = None, tick_interval: float = 0.1,
                  handshake_timeout: float = 10.0, setup_timeout: float = 30.0,
-                 max_queue: int = 4096, metrics: Optional[TpMetrics] = None):
+                 write_timeout: float = WRITE_TIMEOUT, max_pending: int = 64,
+                 max_pending_per_source: int = 8, metrics: Optional[TpMetrics] = None):
         check_service_args(source, config, host, port, datadir, keys, tick_interval,
-                           handshake_timeout, setup_timeout, max_queue)
+                           handshake_timeout, setup_timeout, write_timeout, max_pending,
+                           max_pending_per_source)
         self.metrics = metrics if metrics is not None else TpMetrics()
         self.metrics.service = self
         self.source = source
@@ -69,11 +62,12 @@ class TpService:
         self.datadir = Path(datadir) if datadir is not None else None
         self.keys = keys
         self.tick_interval = tick_interval
-        self.handshake_timeout = handshake_timeout
-        self.setup_timeout = setup_timeout
-        self.max_queue = max_queue
-        self.peers: dict[int, _Peer] = {}
-        self.server: Optional[aio.Sv2Server] = None
+        self.limits = Limits(max_clients=self.config.max_clients, max_pending=max_pending,
+                             max_pending_per_source=max_pending_per_source,
+                             handshake_timeout=handshake_timeout, setup_timeout=setup_timeout,
+                             write_timeout=write_timeout, max_payload=MAX_CLIENT_PAYLOAD)
+        self.clients: dict[int, ClientProtocol] = {}  # session id -> its connection
+        self.server: Optional[TpListener] = None
         self._ticker: Optional[asyncio.Task] = None
         self._solution_tasks: set = set()
         self.solutions: list = []  # (Solution, path, result) for inspection and tests
@@ -107,10 +101,8 @@ class TpService:
                                                        max_payload=MAX_CLIENT_PAYLOAD)
 
         self.source.attach(self)
-        self.server = await aio.serve(self._handle, self.host, self._port,
-                                      connection_factory=factory,
-                                      max_clients=self.config.max_clients,
-                                      handshake_timeout=self.handshake_timeout)
+        self.server = TpListener(factory, self.limits, self, lambda: self.core.active_count)
+        await self.server.start(self.host, self._port)
         await self.source.start()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
         log.info("template provider listening on %s:%d, source: %s", self.host, self.port,
@@ -125,9 +117,6 @@ class TpService:
             await asyncio.gather(self._ticker, return_exceptions=True)
         if self.server is not None:
             await self.server.close()
-        for peer in list(self.peers.values()):
-            if peer.writer is not None:
-                peer.writer.cancel()
         if self._solution_tasks:
             await asyncio.wait(list(self._solution_tasks), timeout=30)
         await self.source.stop()
@@ -135,8 +124,10 @@ class TpService:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            self._dispatch(self.core.tick(time.monotonic()))
+            now = time.monotonic()
+            self._dispatch(self.core.tick(now))
             self._tell_constraints()  # coalesced constraints changes are applied by tick
+            self.server.check_writes(now)
 
     # ---- source events (Sink) ----------------------------------------------------------------
 
@@ -186,100 +177,91 @@ class TpService:
         if self.failed is not None:
             self.failed.set()
 
-    # ---- clients -----------------------------------------------------------------------------
+    # ---- clients (listener callbacks) ----------------------------------------------------------
 
-    async def _handle(self, stream: aio.Sv2Stream) -> None:
+    def on_established(self, client: ClientProtocol) -> None:
+        """Noise done: a session in the core (SetupConnection must follow)."""
         try:
-            sid = self.core.open_session(time.monotonic(), peer=str(stream.peername))
+            client.sid = self.core.open_session(time.monotonic(), peer=str(client.peername))
         except ProtocolViolationError as e:
-            log.warning("refusing %s: %s", stream.peername, e)
+            client.abort(str(e))
             return
-        peer = self.peers[sid] = _Peer(sid, stream)
-        peer.writer = asyncio.get_running_loop().create_task(self._write_loop(peer))
-        core = self.core
-        try:
-            while not peer.closing:
-                session = core.sessions.get(sid)
-                if session is None:
-                    break
-                if session.state is SessionState.ACTIVE:
-                    msg = await stream.recv()
-                else:  # a client must finish setting up promptly
-                    msg = await asyncio.wait_for(stream.recv(), self.setup_timeout)
-                eff = core.receive(sid, msg, time.monotonic())
-                self.metrics.on_client_message(sid, stream.peername, msg, eff)
-                self._dispatch(eff)
-                self._tell_constraints()
-        except asyncio.TimeoutError:
-            log.warning("client %d (%s): no setup within %.0f s; disconnecting", sid,
-                        stream.peername, self.setup_timeout)
-        except ConnectionClosed:
-            log.info("client %d (%s) disconnected", sid, stream.peername)
-        except InvalidValueError as e:
-            session = core.sessions.get(sid)
-            if (e.message, e.field) == ("SetupConnection", "protocol") and session is not None \
-                    and session.state is SessionState.AWAIT_SETUP:
-                # a protocol number this codec does not know: tell the client, as sv2-tp does
-                # for any protocol but Template Distribution, before closing
-                log.warning("client %d (%s): SetupConnection for an unknown protocol; "
-                            "disconnecting", sid, stream.peername)
-                try:
-                    await asyncio.wait_for(stream.send_farewell(SetupConnectionError(
-                        flags=0, error_code=ERROR_CODES["UNSUPPORTED_PROTOCOL"])), 5)
-                except (asyncio.TimeoutError, Sv2Error, OSError):
-                    pass
-            else:
-                log.warning("client %d (%s): %s: %s; disconnecting", sid, stream.peername,
-                            type(e).__name__, e)
-        except Sv2Error as e:
-            log.warning("client %d (%s): %s: %s; disconnecting", sid, stream.peername,
-                        type(e).__name__, e)
-        finally:
-            core.close_session(sid)
-            self.metrics.on_client_closed(sid)
-            self._tell_constraints()
-            if peer.writer is not None and not peer.writer.done():
-                if peer.closing:  # let the writer flush e.g. SetupConnection.Error
-                    try:
-                        await asyncio.wait_for(asyncio.shield(peer.writer), 5)
-                    except (asyncio.TimeoutError, Exception):
-                        pass
-                peer.writer.cancel()
-            self.peers.pop(sid, None)
+        self.clients[client.sid] = client
 
-    async def _write_loop(self, peer: _Peer) -> None:
-        stream = peer.stream
-        try:
-            while True:
-                msg = await peer.queue.get()
-                if msg is _CLOSE:
-                    break
-                await stream.send(msg)
-                self.metrics.on_sent(peer.sid, msg)
-        except (ConnectionClosed, Sv2Error, OSError):
-            pass
-        finally:
-            peer.closing = True
-            await stream.close()
+    def on_frames(self, client: ClientProtocol, msgs: list, skipped: int) -> None:
+        """What one read brought: the messages, and how many frames carried none (unknown
+        types or extensions); every frame costs a token of the message rate limit."""
+        sid, core = client.sid, self.core
+        if sid is None:
+            return
+        now = time.monotonic()
+        if skipped:
+            self._dispatch(core.count_frames(sid, skipped, now))
+        for msg in msgs:
+            if client.closing or sid not in core.sessions:
+                break
+            eff = core.receive(sid, msg, now)
+            self.metrics.on_client_message(sid, client.peername, msg, eff)
+            self._dispatch(eff)
+            if client.pending:
+                s = core.sessions.get(sid)
+                if s is not None and s.state is SessionState.ACTIVE:
+                    client.set_up()
+        self._tell_constraints()
+
+    def on_error(self, client: ClientProtocol, e: Sv2Error) -> None:
+        """The client sent something that is not SV2 (or not over its Noise session)."""
+        session = self.core.sessions.get(client.sid) if client.sid is not None else None
+        if isinstance(e, InvalidValueError) and (e.message, e.field) == (
+                "SetupConnection", "protocol") and session is not None \
+                and session.state is SessionState.AWAIT_SETUP:
+            # a protocol number this codec does not know: tell the client, as sv2-tp does
+            # for any protocol but Template Distribution, before closing
+            log.warning("client %d (%s): SetupConnection for an unknown protocol; "
+                        "disconnecting", client.sid, client.peername)
+            try:
+                client.write(client.conn.farewell(SetupConnectionError(
+                    flags=0, error_code=ERROR_CODES["UNSUPPORTED_PROTOCOL"])))
+            except Sv2Error:
+                pass
+            client.close("unsupported protocol")
+            return
+        log.warning("client %s (%s): %s: %s; disconnecting", client.sid, client.peername,
+                    type(e).__name__, e)
+        client.abort(str(e))
+
+    def on_closed(self, client: ClientProtocol) -> None:
+        sid = client.sid
+        if sid is None:
+            return
+        self.core.close_session(sid)
+        self.metrics.on_client_closed(sid)
+        self.clients.pop(sid, None)
+        self._tell_constraints()
 
     def _dispatch(self, eff: Effects) -> None:
         if not eff:
             return
-        peers = self.peers
-        for sid, msg in eff.sends:
-            peer = peers.get(sid)
-            if peer is None or peer.closing:
-                continue
-            peer.queue.put_nowait(msg)
-            if peer.queue.qsize() > self.max_queue:
-                log.warning("client %d is not reading (%d messages queued); disconnecting", sid,
-                            peer.queue.qsize())
-                self._close_peer(peer)
-                self.core.close_session(sid)
-        for sid, _reason in eff.closes:
-            peer = peers.get(sid)
-            if peer is not None:
-                self._close_peer(peer)
+        if eff.sends:
+            clients, encoded, metrics = self.clients, {}, self.metrics
+            for sid, msg in eff.sends:
+                c = clients.get(sid)
+                if c is None or c.closing:
+                    continue
+                frame = encoded.get(id(msg))
+                if frame is None:  # one encoding per message, one encryption per client
+                    frame = encoded[id(msg)] = encode_message(msg)
+                try:
+                    data = c.conn.send_encoded(frame)
+                except Sv2Error as e:  # e.g. nonces exhausted: that client only
+                    c.abort(str(e))
+                    continue
+                if c.write(data):
+                    metrics.on_sent(sid, msg)
+        for sid, reason in eff.closes:
+            c = self.clients.get(sid)
+            if c is not None:
+                c.close(reason)
         for sol in eff.solutions:
             task = asyncio.get_running_loop().create_task(self._on_solution(sol))
             self._solution_tasks.add(task)
@@ -291,11 +273,6 @@ class TpService:
         if seen != self._constraints_seen:
             self._constraints_seen = seen
             self.source.on_constraints(seen)
-
-    def _close_peer(self, peer: _Peer) -> None:
-        if not peer.closing:
-            peer.closing = True
-            peer.queue.put_nowait(_CLOSE)
 
     async def _on_solution(self, sol: Solution) -> None:
         try:

@@ -48,7 +48,8 @@ def check_tp_config(config: TpConfig) -> None:
 
 
 def check_service_args(source, config, host, port, datadir, keys, tick_interval,
-                       handshake_timeout, setup_timeout, max_queue) -> None:
+                       handshake_timeout, setup_timeout, write_timeout, max_pending,
+                       max_pending_per_source) -> None:
     from .sources import Source
 
     _need(isinstance(source, Source), "source must be a template source (RegtestSource, "
@@ -71,4 +72,6 @@ def check_service_args(source, config, host, port, datadir, keys, tick_interval,
     _number("tick_interval", tick_interval, minimum=0, strict=True)
     _number("handshake_timeout", handshake_timeout, minimum=0, strict=True)
     _number("setup_timeout", setup_timeout, minimum=0, strict=True)
-    _number("max_queue", max_queue, minimum=1, integer=True)
+    _number("write_timeout", write_timeout, minimum=0, strict=True)
+    _number("max_pending", max_pending, minimum=1, integer=True)
+    _number("max_pending_per_source", max_pending_per_source, minimum=1, integer=True)
