@@ -88,7 +88,7 @@ class RefusalLog:
         if self.counts and (force or now - self._last >= self.interval):
             n = sum(self.counts.values())
             parts = ", ".join(f"{k}: {v}" for k, v in self.counts.most_common())
-            log.warning("refused %d connection%s in the last %.0f s (%s)", n,
+            log.warning("dropped %d connection%s in the last %.0f s (%s)", n,
                         "" if n == 1 else "s", min(now - self._last, self.interval), parts)
             self.counts.clear()
             self._last = now
@@ -236,7 +236,10 @@ class ClientProtocol(asyncio.Protocol):
     def _deadline(self, why: str) -> None:
         self._timer = None
         if not self.closing:
-            log.info("client %s (%s): %s; disconnecting", self.sid, self.peername, why)
+            if self.sid is None:  # never got a session: counted, not a line each
+                self.listener.refusals.refuse(why.split(" within")[0])
+            else:
+                log.info("client %s (%s): %s; disconnecting", self.sid, self.peername, why)
             self.closing = True
             self.transport.abort()
 

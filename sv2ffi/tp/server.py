@@ -226,6 +226,11 @@ class TpService:
                 pass
             client.close("unsupported protocol")
             return
+        if client.sid is None:  # the handshake failed: counted in the refusal summary
+            self.server.refusals.refuse(f"failed handshake ({type(e).__name__})")
+            client.closing = True
+            client.transport.abort()
+            return
         log.warning("client %s (%s): %s: %s; disconnecting", client.sid, client.peername,
                     type(e).__name__, e)
         client.abort(str(e))
