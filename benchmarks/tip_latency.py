@@ -13,6 +13,11 @@ Columns, all on the same node in the same run:
 - ``sv2ffi ipc``: ``sv2ffi tp --source ipc`` (when the node is a bitcoin-node with IPC);
 - ``sv2-tp``: stratum-mining/sv2-tp on the same bitcoin-node (when ``SV2FFI_SV2TP``).
 
+Three clocks start a tip: ``from notify`` is the node's own tip signal (a
+``waitfornewblock`` long-poll of this script's, Core's ``waitTipChanged``, which returns as
+the block connects); ``from zmq`` its ZMQ hashblock, which bitcoind publishes after its
+wallet has seen the block; ``from submit`` the moment the block was handed to the node.
+
 The node is the built-in regtest chain's bitcoind-style endpoint (``sv2ffi tp
 --regtest-rpc-port``, its own process) by default, or a real regtest Bitcoin Core when
 ``SV2FFI_BITCOIN_NODE`` (bitcoin-node: all three columns) or ``SV2FFI_BITCOIND`` (rpc
@@ -271,12 +276,33 @@ def zmq_listener(endpoint: str, arrivals: dict, stop: threading.Event):
         ctx.term()
 
 
+def tip_waiter(node, arrivals: dict, stop: threading.Event):
+    """The node's own tip signal (``waitfornewblock``, Core's ``waitTipChanged``): returns
+    as the block connects, before the wallet and ZMQ hear of it."""
+    from bitcoinrpc.authproxy import AuthServiceProxy
+    cur = node.best()
+    while not stop.is_set():
+        user, pw = node.cookie.read_text().strip().split(":", 1)
+        port = node.url.rsplit(":", 1)[1].strip("/")
+        try:
+            r = AuthServiceProxy(f"http://{user}:{pw}@127.0.0.1:{port}/", timeout=10) \
+                .waitfornewblock(500, cur)
+        except Exception:  # noqa: BLE001 - keep watching
+            continue
+        if r["hash"] != cur:
+            arrivals.setdefault(r["hash"], time.monotonic())
+            cur = r["hash"]
+
+
 def measure(node, tp, n: int, tips: int) -> dict:
     procs = spawn_clients(tp.port, tp.key, n)
     zmq_at: dict = {}
+    notify_at: dict = {}
     stop = threading.Event()
     listener = threading.Thread(target=zmq_listener, args=(node.zmq, zmq_at, stop), daemon=True)
     listener.start()
+    waiter = threading.Thread(target=tip_waiter, args=(node, notify_at, stop), daemon=True)
+    waiter.start()
     time.sleep(0.5)
     submitted = []
     for _ in range(tips):
@@ -291,10 +317,12 @@ def measure(node, tp, n: int, tips: int) -> dict:
     stop.set()
     snph, full = collect(procs)
     listener.join(5)
-    from_zmq, from_submit, worst, full_lat = [], [], [], []
+    waiter.join(5)
+    from_zmq, from_submit, from_notify, worst, full_lat = [], [], [], [], []
     missed = 0
     for tip, t0 in submitted:
         tz = zmq_at.get(tip)
+        tn = notify_at.get(tip)
         per_tip = []
         for i in range(n):
             t = snph[i].get(tip)
@@ -305,12 +333,15 @@ def measure(node, tp, n: int, tips: int) -> dict:
             per_tip.append((t - t0) * 1000)
             if tz is not None:
                 from_zmq.append((t - tz) * 1000)
+            if tn is not None:
+                from_notify.append((t - tn) * 1000)
             f = full[i].get(tip)
             if f is not None:
                 full_lat.append((f - (tz or t0)) * 1000)
         if per_tip:
             worst.append(max(per_tip))
     return {"zmq50": pct(from_zmq, 50), "zmq99": pct(from_zmq, 99),
+            "n50": pct(from_notify, 50), "n99": pct(from_notify, 99),
             "sub50": pct(from_submit, 50), "sub99": pct(from_submit, 99),
             "worst99": pct(worst, 99), "missed": missed, "samples": n * tips,
             "full50": pct(full_lat, 50)}
@@ -322,6 +353,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tips", type=int, default=15)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mempool", type=int, default=500)
+    ap.add_argument("--only", default="", help="comma-separated columns to run (e.g. "
+                    "'sv2ffi rpc,sv2-tp'); default all that can run")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.clients.split(",")]
     work = Path(tempfile.mkdtemp(prefix="sv2ffi-tiplat-"))
@@ -335,6 +368,9 @@ def main(argv=None) -> int:
             makers.append(("sv2ffi ipc", lambda d: Sv2ffiTp(node, "ipc", d)))
             if SV2TP:
                 makers.append(("sv2-tp", lambda d: RealSv2Tp(node, d)))
+        if args.only:
+            keep = {x.strip() for x in args.only.split(",")}
+            makers = [(n, m) for n, m in makers if n in keep]
         for run in range(args.runs):
             for name, make in makers:
                 tp = make(work / f"{name.replace(' ', '-')}-{run}")
@@ -348,11 +384,13 @@ def main(argv=None) -> int:
         node.close()
     print(f"node: {node.kind}; mempool kept at {args.mempool} transactions; {args.tips} tips "
           f"per run; medians of {args.runs} runs (ms)")
-    print(f"{'TP':<11} {'N':>4} | {'from zmq p50':>12} {'p99':>7} | {'from submit p50':>15} "
-          f"{'p99':>7} | {'slowest p99':>11} | {'missed':>8} | {'full tpl p50':>12}")
+    print(f"{'TP':<11} {'N':>4} | {'from notify p50':>15} {'p99':>7} | {'from zmq p50':>12} "
+          f"{'p99':>7} | {'from submit p50':>15} {'p99':>7} | {'slowest p99':>11} | "
+          f"{'missed':>8} | {'full tpl p50':>12}")
     for (name, n), rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        print(f"{name:<11} {n:>4} | {med['zmq50']:>12.2f} {med['zmq99']:>7.2f} | "
+        print(f"{name:<11} {n:>4} | {med['n50']:>15.2f} {med['n99']:>7.2f} | "
+              f"{med['zmq50']:>12.2f} {med['zmq99']:>7.2f} | "
               f"{med['sub50']:>15.2f} {med['sub99']:>7.2f} | {med['worst99']:>11.2f} | "
               f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {med['full50']:>12.1f}")
     return 0

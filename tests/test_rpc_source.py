@@ -355,3 +355,79 @@ def test_malformed_getblocktemplate_results_are_typed_errors():
         {"data": "00", "txid": "11" * 32, "fee": 1, "weight": 4, "depends": [1]}])
     with pytest.raises(InvalidTemplateError, match="depends"):
         parse_gbt(bad, REGTEST)
+
+
+def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp_path):
+    """Core's waitfornewblock returns as the block connects (ZMQ waits for the wallet):
+    with our chain's last blocks known, the tip goes out before the header is read."""
+    node = Node(tmp_path, zmq=True)
+    node.server.zmq_delay = 0.3  # as bitcoind with a busy wallet, only later
+    tp, src = make_tp(node, tmp_path, poll_interval=600)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            for _ in range(3):
+                node.do(node.chain.generate, 1)
+                fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+                snph = await c.recv(T)
+                assert snph.template_id == fut.template_id
+                assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+                assert snph.header_timestamp > node.do(node.chain.median_time_past)
+            await c.close()
+
+        run(main())
+        assert src.tip_signals["predicted"] >= 2, src.tip_signals
+        assert src.tip_signals["corrected"] == 0
+    finally:
+        tp.stop()
+        node.close()
+
+
+def test_predictions_only_where_the_rules_make_them_certain():
+    src = RpcSource("http://127.0.0.1:1/", network=btc.NETWORKS["main"], user="u", password="p")
+    tip = b"\x11" * 32
+    src._tip, src._tip_height = tip, 100_799
+    for h in range(100_789, 100_800):
+        src._remember(h, tip if h == 100_799 else bytes([h % 256]) * 32, 1_700_000_000 + h * 7,
+                      0x1703E8B3, None)
+    got = src._predicted_tip(b"\x22" * 32, 100_800)
+    # heights 100,800 and 100,801: no retarget boundary (100,800 = 50 * 2016 is one!)
+    assert got is None
+    src._tip_height = 100_798
+    src._chain = {}
+    for h in range(100_788, 100_799):
+        src._remember(h, tip if h == 100_798 else bytes([h % 256]) * 32,
+                      1_700_000_000 + (h % 11) * 60, 0x1703E8B3, None)
+    got = src._predicted_tip(b"\x22" * 32, 100_799)
+    assert got is None  # its child (100,800) is at a retarget boundary
+    src._tip_height = 100_700
+    src._chain = {}
+    times = [1_700_000_000 + t for t in (50, 10, 90, 30, 70, 20, 60, 40, 80, 0)]
+    for k, h in enumerate(range(100_691, 100_701)):
+        src._remember(h, tip if h == 100_700 else bytes([k]) * 32, times[k], 0x1703E8B3, None)
+    got = src._predicted_tip(b"\x22" * 32, 100_701)
+    assert got.bits == 0x1703E8B3 and got.height == 100_702
+    # the block's median time past is at most the sixth smallest of the ten below it
+    assert got.time >= sorted(times)[5] + 1
+    assert src._predicted_tip(b"\x22" * 32, 100_702) is None  # not above our tip
+    test = RpcSource("http://127.0.0.1:1/", network=btc.NETWORKS["test"], user="u", password="p")
+    test._tip, test._tip_height, test._chain = src._tip, src._tip_height, dict(src._chain)
+    assert test._predicted_tip(b"\x22" * 32, 100_701) is None  # min-difficulty rule
+
+
+def test_our_own_accepted_block_gives_the_next_tip_without_asking_the_node():
+    chain = RegtestChain(seed=21)
+    src = RpcSource("http://127.0.0.1:1/", network=REGTEST, user="u", password="p")
+    for height in range(chain.height - 10, chain.height + 1):
+        blk = chain.blocks[height]
+        src._remember(height, blk.hash, blk.header.time, blk.header.bits, blk.header.prev_hash)
+    src._tip, src._tip_height = chain.tip_hash, chain.height
+    blk = chain.mine_template(chain.block_template())
+    assert chain.submit_block(blk.serialize()) is None  # the node accepted it
+    tip = src._own_block_tip(blk.serialize())  # no call to the node (there is none)
+    assert tip.prev_hash == chain.tip_hash and tip.height == chain.height + 1
+    assert tip.bits == chain.next_bits() and tip.min_time == chain.median_time_past() + 1
+    assert tip.time >= tip.min_time
+    # not the block above our tip: the header path decides
+    assert src._own_block_tip(chain.blocks[-2].serialize()) is None

@@ -617,3 +617,25 @@ def test_a_coinbase_witness_without_a_commitment_is_removed_so_the_block_stays_v
     sol = solve(nt, st.set_new_prev_hash(), cb, time_now=c.next_time())
     block = st.build_block(sol.version, sol.header_timestamp, sol.header_nonce, sol.coinbase_tx)
     assert c.submit_block(block) is None
+
+
+def test_a_tip_sent_before_its_header_is_corrected_when_the_header_disagrees():
+    h = Harness()
+    sid = h.connect()
+    h.publish()
+    h.take(sid)
+    h.chain.generate(1)
+    sent = TipInfo(h.chain.tip_hash, h.chain.height + 1, 0x207FFFFF, 1_000)  # too early
+    h.apply(h.core.new_tip(sent, h.now))
+    h.take(sid)
+    real = TipInfo(h.chain.tip_hash, h.chain.height + 1, 0x207FFFFF, h.chain.next_time(),
+                   h.chain.median_time_past() + 1)
+    h.apply(h.core.correct_tip(real, h.now))
+    msgs = h.take(sid)
+    assert kinds(msgs) == [("NewTemplate", True), ("SetNewPrevHash", None)]
+    assert msgs[1].header_timestamp >= real.min_time
+    h.states[sid].bootstrap_channel()
+    # nothing to correct: nothing sent
+    assert not h.apply(h.core.correct_tip(real, h.now)).sends
+    _mine_and_submit(h, sid)
+    assert h.chain.submit_block(h.solutions[-1].block) is None

@@ -520,11 +520,35 @@ class TemplateProviderCore:
         its minimum): switch again with the node's values, as a new future + SetNewPrevHash
         pair per group, built from this template."""
         old = self.tip
-        self.tip = replace(old, bits=tpl.bits, time=max(tpl.time, tpl.min_time),
-                           min_time=tpl.min_time)
         log.warning("the node's template for height %d has nBits %08x and minimum time %d; "
                     "clients were sent %08x and %d: switching them again", tpl.height, tpl.bits,
                     tpl.min_time, old.bits, old.time)
+        self._switch_again(tpl.bits, max(tpl.time, tpl.min_time), tpl.min_time, now, eff)
+
+    def correct_tip(self, tip: TipInfo, now: float) -> Effects:
+        """A source learned the current tip's true values after announcing it (a tip sent
+        before the block's header was read): if its nBits differs from what the clients
+        were sent, or their start time is below the block's minimum, switch them again."""
+        eff = Effects()
+        cur = self.tip
+        if cur is None or tip.prev_hash != cur.prev_hash:
+            return eff
+        if tip.bits == cur.bits and cur.time >= tip.min_time:
+            return eff
+        log.warning("tip %s: nBits %08x / minimum time %d, clients were sent %08x / %d: "
+                    "switching them again", btc.hash_hex(tip.prev_hash), tip.bits,
+                    tip.min_time, cur.bits, cur.time)
+        self._switch_again(tip.bits, max(tip.time, tip.min_time), tip.min_time, now, eff)
+        return eff
+
+    def _switch_again(self, bits: int, t: int, min_time: int, now: float, eff: Effects) -> None:
+        """Same previous block, new SetNewPrevHash values: a new pair for every client."""
+        old = self.tip
+        self.tip = replace(old, bits=bits, time=t, min_time=min_time)
+        empty = self._tip_empty
+        if empty is not None:
+            self._tip_empty = self._cache(ServedTemplate(self._new_id(), empty.work, now).activate(
+                old.prev_hash, bits, t))
         for g in self.groups.values():
             g.current = None
             if not g.members:

@@ -65,6 +65,8 @@ class RegtestRpcServer:
         self._zmq_seq = 0
         self._zmq_reader: Optional[asyncio.Task] = None
         self.zmq_subscriptions = 0
+        #: seconds between a block and its ZMQ hashblock (bitcoind: after the wallet)
+        self.zmq_delay = 0.0
         #: answers for the next getblocktemplate calls, before the chain's own (tests: a
         #: slow node answering for a block that the chain has since built on)
         self.queued_templates: list = []
@@ -133,7 +135,11 @@ class RegtestRpcServer:
                 pass
 
     def _on_block(self, chain: RegtestChain) -> None:
-        self.publish_hashblock(chain.tip_hash)
+        if self.zmq_delay:  # bitcoind publishes after its wallet has seen the block
+            asyncio.get_running_loop().call_later(self.zmq_delay, self.publish_hashblock,
+                                                  chain.tip_hash)
+        else:
+            self.publish_hashblock(chain.tip_hash)
         self._wake()
 
     def publish_hashblock(self, block_hash: bytes) -> None:
@@ -280,6 +286,22 @@ class RegtestRpcServer:
 
     async def rpc_getbestblockhash(self):
         return btc.hash_hex(self.chain.tip_hash)
+
+    async def rpc_waitfornewblock(self, timeout=0, current_tip=None):
+        """Like bitcoind's: returns {hash, height} once the tip differs from
+        ``current_tip`` (default: the tip now), or at ``timeout`` milliseconds."""
+        want = current_tip or btc.hash_hex(self.chain.tip_hash)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout / 1000 if timeout else None
+        while btc.hash_hex(self.chain.tip_hash) == want:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                break
+        return {"hash": btc.hash_hex(self.chain.tip_hash), "height": self.chain.height}
 
     async def rpc_getblockcount(self):
         return self.chain.height

@@ -142,6 +142,10 @@ class TpService:
             self.metrics.on_new_tip(tip, eff)
         self._dispatch(eff)
 
+    def on_tip_correction(self, tip: TipInfo) -> None:
+        if not self._stopping:
+            self._dispatch(self.core.correct_tip(tip, time.monotonic()))
+
     def is_newer(self, prev_hash: bytes, height: int) -> bool:
         return self.core.is_newer(prev_hash, height)
 

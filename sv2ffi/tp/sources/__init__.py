@@ -33,6 +33,8 @@ class Sink(Protocol):
 
     def on_fatal(self, error: BaseException) -> None: ...
 
+    def on_tip_correction(self, tip: TipInfo) -> None: ...
+
 
 class Source(ABC):
     """Base class: subclasses implement start/stop/submit_block."""

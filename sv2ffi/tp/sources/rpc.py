@@ -2,9 +2,12 @@
 
 - Authentication: user/password, or bitcoind's cookie file, re-read on every call because
   bitcoind writes a new cookie each time it starts.
-- New blocks: ZMQ ``hashblock`` (pyzmq) when configured.  The fast path asks only for the
-  new block's header and computes the next nBits itself, so SetNewPrevHash goes out before
-  the (slower) getblocktemplate; without ZMQ, long-polling getblocktemplate.
+- New blocks: whichever signal comes first of a ``waitfornewblock`` long-poll (returns as
+  the block connects), ZMQ ``hashblock`` (pyzmq, when configured; bitcoind publishes it only
+  after its wallet has processed the block), and our own ``submitblock`` being accepted.
+  The fast path asks only for the new block's header and computes the next nBits itself,
+  so SetNewPrevHash goes out before the (slower) getblocktemplate; without ZMQ,
+  long-polling getblocktemplate brings the templates.
 - Mempool changes: getblocktemplate every ``poll_interval`` seconds in ZMQ mode (the TP
   core decides whether fees rose enough to send anything); long-poll returns them otherwise.
 - A node that goes away (restart, crash) is waited for with backoff; a node in initial
@@ -96,7 +99,7 @@ class RpcSource(Source):
                  zmq_hashblock: Optional[str] = None, poll_interval: float = 2.0,
                  timeout: float = 30.0, longpoll_timeout: float = 120.0,
                  retry_delay: float = 0.5, max_retry_delay: float = 10.0,
-                 submit_attempts: int = 10):
+                 submit_attempts: int = 10, tip_wait: float = 30.0):
         u = urlparse(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"--rpc-url must be http://host:port/, got {url!r}")
@@ -115,15 +118,22 @@ class RpcSource(Source):
         self.longpoll_timeout = longpoll_timeout
         self.retry_delay, self.max_retry_delay = retry_delay, max_retry_delay
         self.submit_attempts = submit_attempts
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4,
+        #: seconds each waitfornewblock long-poll waits (0: no such watch)
+        self.tip_wait = tip_wait
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=6,
                                                            thread_name_prefix="sv2ffi-rpc")
         self._inflight: set = set()
         self._inflight_lock = threading.Lock()
+        self._local = threading.local()  # per pool thread: a keep-alive connection
+        self._kept: set = set()
         self._task: Optional[asyncio.Task] = None
         self._running = False
         self._lpid: Optional[str] = None
         self._tip: Optional[bytes] = None
-        self._ancestors: dict = {}
+        self._tip_height = -1
+        #: headers of the chain we follow, by height: (hash, HeaderInfo); enough to
+        #: compute a tip without asking the node (median time past, retargets)
+        self._chain: dict = {}
         self.ready: Optional[asyncio.Event] = None  # set while the node serves templates
         self._interner = TxInterner()
         self.reorgs = 0
@@ -132,6 +142,11 @@ class RpcSource(Source):
         self.rpc_errors = {"reply": 0, "unreachable": 0}
         self.ibd_waits = 0
         self.fast_tips = 0
+        #: how each new tip was learned ("predicted": waitfornewblock without a header
+        #: lookup; "corrected": a prediction the header then overruled)
+        self.tip_signals = {"zmq": 0, "waitfornewblock": 0, "submitblock": 0, "predicted": 0,
+                            "corrected": 0}
+        self._fast_pending: set = set()
 
     def describe(self) -> str:
         how = f"ZMQ hashblock {self.zmq_hashblock}" if self.zmq_hashblock else "long-poll"
@@ -149,32 +164,62 @@ class RpcSource(Source):
             pair = f"{self.user}:{self.password}"
         return b"Basic " + base64.b64encode(pair.encode())
 
+    def _kept_connection(self) -> http.client.HTTPConnection:
+        """This thread's keep-alive connection to the node: a short call (a block header
+        on the tip path) costs no TCP connect."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            u = urlparse(self._url)
+            conn = self._local.conn = http.client.HTTPConnection(u.hostname, u.port,
+                                                                 timeout=self.timeout)
+            with self._inflight_lock:
+                self._kept.add(conn)
+        return conn
+
     def call_sync(self, method: str, *params, timeout: Optional[float] = None):
-        proxy = AuthServiceProxy(self._url, method, timeout=timeout or self.timeout)
-        proxy._AuthServiceProxy__auth_header = self._auth_header()
-        conn = proxy._AuthServiceProxy__conn
-        with self._inflight_lock:
-            if not self._running:
-                raise RpcError("source stopped")
-            self._inflight.add(conn)
-        try:
-            conn.connect()
-            with self._inflight_lock:  # stop() may have run before the socket existed
+        """One JSON-RPC call.  Calls with the default timeout reuse this thread's
+        keep-alive connection (reopened once if the node closed it, e.g. on a restart);
+        long ones (long-polls) get their own connection."""
+        keep = timeout is None
+        for attempt in (1, 2):
+            conn = self._kept_connection() if keep else None
+            proxy = AuthServiceProxy(self._url, method, timeout=timeout or self.timeout,
+                                     connection=conn)
+            proxy._AuthServiceProxy__auth_header = self._auth_header()
+            conn = proxy._AuthServiceProxy__conn
+            reused = keep and conn.sock is not None
+            with self._inflight_lock:
                 if not self._running:
                     raise RpcError("source stopped")
-            return proxy(*params)
-        except JSONRPCException as e:
-            self.rpc_errors["reply"] += 1
-            raise RpcError(str(e.message), e.code) from None
-        except (socket.timeout, TimeoutError) as e:
-            raise RpcTimeout(f"{method} timed out") from e
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            self.rpc_errors["unreachable"] += 1
-            raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") from None
-        finally:
-            with self._inflight_lock:
-                self._inflight.discard(conn)
-            conn.close()
+                self._inflight.add(conn)
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                with self._inflight_lock:  # stop() may have run before the socket existed
+                    if not self._running:
+                        raise RpcError("source stopped")
+                result = proxy(*params)
+                if not keep:
+                    conn.close()
+                return result
+            except JSONRPCException as e:
+                if not keep:
+                    conn.close()
+                self.rpc_errors["reply"] += 1
+                raise RpcError(str(e.message), e.code) from None
+            except (socket.timeout, TimeoutError) as e:
+                conn.close()
+                raise RpcTimeout(f"{method} timed out") from e
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                conn.close()
+                if reused and attempt == 1 and self._running:
+                    continue  # the node closed our idle connection (restart, timeout)
+                self.rpc_errors["unreachable"] += 1
+                raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") from None
+            finally:
+                with self._inflight_lock:
+                    self._inflight.discard(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def call(self, method: str, *params, timeout: Optional[float] = None):
         loop = asyncio.get_running_loop()
@@ -191,7 +236,7 @@ class RpcSource(Source):
     async def stop(self) -> None:
         with self._inflight_lock:
             self._running = False
-            for conn in list(self._inflight):  # unblock long-polls and slow calls
+            for conn in list(self._inflight | self._kept):  # unblock long-polls and slow calls
                 sock = getattr(conn, "sock", None)
                 if sock is not None:
                     try:
@@ -203,6 +248,9 @@ class RpcSource(Source):
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))
+        for conn in list(self._kept):
+            conn.close()
+        self._kept.clear()
 
     async def _run(self) -> None:
         delay = self.retry_delay
@@ -210,12 +258,21 @@ class RpcSource(Source):
             try:
                 await self._wait_ready()
                 await self._refresh()
+                await asyncio.get_running_loop().run_in_executor(self._pool,
+                                                                 self._prime_chain_sync)
                 self.ready.set()
                 delay = self.retry_delay
-                if self.zmq_hashblock:
-                    await self._zmq_loop()
-                else:
-                    await self._longpoll_loop()
+                watch = asyncio.get_running_loop().create_task(self._watch_tips()) \
+                    if self.tip_wait else None
+                try:
+                    if self.zmq_hashblock:
+                        await self._zmq_loop()
+                    else:
+                        await self._longpoll_loop()
+                finally:
+                    if watch is not None:
+                        watch.cancel()
+                        await asyncio.gather(watch, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
             except ChainMismatchError as e:
@@ -309,7 +366,7 @@ class RpcSource(Source):
                 return
             reorg = True
             self.reorgs += 1
-        self._tip = tpl.prev_hash
+        self._tip, self._tip_height = tpl.prev_hash, tpl.height - 1
         if self._running:
             self.sink.on_template(tpl, reorg=reorg)
 
@@ -343,41 +400,217 @@ class RpcSource(Source):
 
     # ---- fast tip switch ----------------------------------------------------------------
 
-    async def _fast_tip(self, block_hash: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        tip = await loop.run_in_executor(self._pool, self._tip_info_sync, block_hash)
-        if tip is not None and self._running:
-            self._tip = block_hash
-            self.fast_tips += 1
-            self.sink.on_tip(tip)
+    async def _fast_tip(self, block_hash: bytes, via: str = "zmq",
+                        compute=None) -> None:
+        """A new block announced (ZMQ, waitfornewblock, or our own accepted block): the
+        tip to the service, from the block's header (``compute`` may say how, e.g. from
+        our own block's header).  Several signals for one block cost one lookup; the core
+        ignores a tip it already has or one that is older."""
+        if block_hash == self._tip or block_hash in self._fast_pending:
+            return
+        self._fast_pending.add(block_hash)
+        try:
+            loop = asyncio.get_running_loop()
+            tip = await loop.run_in_executor(self._pool, compute or (
+                lambda: self._tip_info_sync(block_hash)))
+            if tip is None and compute is not None:  # not computable locally after all
+                tip = await loop.run_in_executor(self._pool, self._tip_info_sync, block_hash)
+            if tip is not None and self._running and block_hash != self._tip:
+                self._set_tip(tip)
+                self.tip_signals[via] += 1
+                self.sink.on_tip(tip)
+        finally:
+            self._fast_pending.discard(block_hash)
+
+    def _set_tip(self, tip: TipInfo) -> None:
+        self._tip, self._tip_height = tip.prev_hash, tip.height - 1
+        self.fast_tips += 1
+
+    def _announce_predicted(self, block_hash: bytes, height: int) -> bool:
+        """The header-free tip (``_predicted_tip``) straight to the service, then the
+        header checked in the background; False when it is not certain enough."""
+        tip = self._predicted_tip(block_hash, height)
+        if tip is None or not self._running:
+            return False
+        self._set_tip(tip)  # its header joins self._chain once _verify_tip has read it
+        self.tip_signals["predicted"] += 1
+        self.sink.on_tip(tip)
+        asyncio.get_running_loop().create_task(self._verify_tip(block_hash, tip))
+        return True
+
+    async def _verify_tip(self, block_hash: bytes, sent: TipInfo) -> None:
+        """The header of a block announced without it: if the tip computed from it has
+        another nBits, or a minimum time above the one sent (the block was not on our
+        chain after all), the clients are switched again with the header's values."""
+        try:
+            real = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._tip_info_sync, block_hash)
+        except RpcError as e:
+            log.warning("could not check block %s against its header: %s",
+                        btc.hash_hex(block_hash), e)
+            return
+        if real is None or not self._running:
+            return
+        if real.bits != sent.bits or sent.time < real.min_time:
+            self.tip_signals["corrected"] += 1
+            log.warning("block %s: the header says nBits %08x and minimum time %d, the tip "
+                        "went out with %08x and %d; correcting", btc.hash_hex(block_hash),
+                        real.bits, real.min_time, sent.bits, sent.time)
+            self.sink.on_tip_correction(real)
+
+    async def _watch_tips(self) -> None:
+        """bitcoind's fastest tip signal, beside ZMQ: a ``waitfornewblock`` long-poll
+        (Core's ``Mining::waitTipChanged``) returns as soon as a block connects, while ZMQ
+        is published only after the node's wallet has processed the block (hundreds of
+        milliseconds late with a busy wallet).  Whichever signal comes first wins."""
+        takes_tip = True  # Core >= 29 accepts current_tip; older nodes get none
+        delay = self.retry_delay
+        while self._running:
+            known = btc.hash_hex(self._tip) if self._tip else None
+            params = [int(self.tip_wait * 1000)] + ([known] if known and takes_tip else [])
+            try:
+                r = await self.call("waitfornewblock", *params, timeout=self.tip_wait + 15)
+            except RpcTimeout:
+                continue
+            except RpcError as e:
+                if not self._running:
+                    return
+                if e.code in (-1, -8) and takes_tip and known:  # no current_tip parameter
+                    takes_tip = False
+                    continue
+                if e.code == -32601:  # the node has no waitfornewblock: ZMQ/polls only
+                    log.info("bitcoind has no waitfornewblock; new blocks come from %s",
+                             "ZMQ" if self.zmq_hashblock else "long-polls")
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+                continue
+            delay = self.retry_delay
+            try:
+                h = btc.hash_from_hex(r["hash"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if h != self._tip:
+                height = r.get("height")
+                if not (isinstance(height, int) and self._announce_predicted(h, height)):
+                    await self._fast_tip(h, "waitfornewblock")
 
     def _header(self, block_hash_hex: str) -> dict:
         return self.call_sync("getblockheader", block_hash_hex, True)
 
+    def _remember(self, height: int, block_hash: bytes, t: int, bits: int,
+                  prev_hash: Optional[bytes]) -> btc.HeaderInfo:
+        """Keep a header of the chain we follow; one whose parent is not the block we
+        have below it means a reorganisation: everything we had from there up is dropped."""
+        below = self._chain.get(height - 1)
+        if prev_hash is not None and below is not None and below[0] != prev_hash:
+            for h in [h for h in self._chain if h >= height - 1]:
+                del self._chain[h]
+        for h in [h for h in self._chain if h > height]:
+            del self._chain[h]
+        info = btc.HeaderInfo(height, t, bits)
+        self._chain[height] = (block_hash, info)
+        for h in [h for h in self._chain if h < height - 2100]:  # a retarget period back
+            del self._chain[h]
+        return info
+
     def _ancestor(self, height: int) -> btc.HeaderInfo:
-        got = self._ancestors.get(height)
+        got = self._chain.get(height)
         if got is None:
-            h = self._header(self.call_sync("getblockhash", height))
-            got = self._ancestors[height] = btc.HeaderInfo(height, int(h["time"]),
-                                                           int(h["bits"], 16))
-        return got
+            hh = self.call_sync("getblockhash", height)
+            h = self._header(hh)
+            return self._remember(height, btc.hash_from_hex(hh), int(h["time"]),
+                                  int(h["bits"], 16), None)
+        return got[1]
 
     def _tip_info_sync(self, block_hash: bytes) -> Optional[TipInfo]:
-        """TipInfo for a block announced by ZMQ: its header, then the next nBits by the
-        network's rules (retarget boundaries, testnet's minimum-difficulty blocks)."""
+        """TipInfo for an announced block, from its header: the next nBits by the
+        network's rules (retarget boundaries, testnet's minimum-difficulty blocks) and a
+        start time above its median time past."""
         h = self._header(btc.hash_hex(block_hash))
         if h.get("confirmations", 1) < 0:  # already reorganised away
             return None
         height, bits = int(h["height"]), int(h["bits"], 16)
-        info = btc.HeaderInfo(height, int(h["time"]), bits)
-        self._ancestors[height] = info
-        new_time = max(int(h["mediantime"]) + 1, int(time.time()))
+        prev = btc.hash_from_hex(h["previousblockhash"]) if h.get("previousblockhash") else None
+        info = self._remember(height, block_hash, int(h["time"]), bits, prev)
+        mtp = int(h["mediantime"])
+        new_time = max(mtp + 1, int(time.time()))
         net = self.network
         if net.no_retargeting and bits == net.pow_limit_bits:
             next_bits = bits  # regtest: every block is at the limit
         else:
             next_bits = btc.next_work_required(net, info, new_time, self._ancestor)
-        return TipInfo(block_hash, height + 1, next_bits, new_time)
+        return TipInfo(block_hash, height + 1, next_bits, new_time, mtp + 1)
+
+    def _predicted_tip(self, block_hash: bytes, height: int) -> Optional[TipInfo]:
+        """The tip after a block the node announced as ``(hash, height)``, without its
+        header, when the rules make it certain from what we know: the block is the one
+        right above our tip, its child's nBits cannot differ from our tip's (no retarget
+        boundary at either height, and no testnet minimum-difficulty rule), and we hold
+        the ten blocks below it, so its median time past is at most the sixth smallest of
+        their times whatever its own time.  None otherwise (the header path decides).
+        The header is still fetched and checked right after (``_verify_tip``)."""
+        net = self.network
+        prev = self._chain.get(height - 1)
+        if prev is None or prev[0] != self._tip:
+            return None
+        bits = prev[1].bits
+        if net.no_retargeting:
+            if bits != net.pow_limit_bits:
+                return None
+        elif net.allow_min_difficulty or height % net.interval == 0 \
+                or (height + 1) % net.interval == 0:
+            return None
+        times = []
+        for h in range(height - 10, height):
+            got = self._chain.get(max(h, 0))
+            if got is None:
+                return None
+            times.append(got[1].time)
+        bound = sorted(times)[5]
+        return TipInfo(block_hash, height + 1, bits, max(bound + 1, int(time.time())), 0)
+
+    def _prime_chain_sync(self) -> None:
+        """The tip's header and the ten below it, so that the next tip can be computed
+        without asking the node (``_predicted_tip``, ``_own_block_tip``)."""
+        got = []
+        h = self._header(btc.hash_hex(self._tip))
+        for _ in range(11):
+            got.append(h)
+            if not h.get("previousblockhash"):
+                break
+            h = self._header(h["previousblockhash"])
+        for h in reversed(got):
+            prev = btc.hash_from_hex(h["previousblockhash"]) if h.get("previousblockhash") \
+                else None
+            self._remember(int(h["height"]), btc.hash_from_hex(h["hash"]), int(h["time"]),
+                           int(h["bits"], 16), prev)
+
+    def _own_block_tip(self, block: bytes) -> Optional[TipInfo]:
+        """The tip after our own block, which the node just accepted: from its header and
+        the blocks below it we hold (a node call only for a retarget's first block or a
+        testnet walk-back we do not hold).  None if it is not the block above our tip."""
+        header = btc.BlockHeader.from_bytes(block[:80])
+        prev = self._chain.get(self._tip_height)
+        if prev is None or prev[0] != header.prev_hash or header.prev_hash != self._tip:
+            return None
+        height = self._tip_height + 1
+        times = [header.time]
+        for h in range(height - 10, height):
+            got = self._chain.get(max(h, 0))
+            if got is None:
+                return None
+            times.append(got[1].time)
+        mtp = btc.median_time_past(sorted(times))
+        new_time = max(mtp + 1, int(time.time()))
+        block_hash = btc.sha256d(block[:80])
+        info = self._remember(height, block_hash, header.time, header.bits, header.prev_hash)
+        net = self.network
+        if net.no_retargeting and header.bits == net.pow_limit_bits:
+            next_bits = header.bits
+        else:
+            next_bits = btc.next_work_required(net, info, new_time, self._ancestor)
+        return TipInfo(block_hash, height + 1, next_bits, new_time, mtp + 1)
 
     # ---- submitting ---------------------------------------------------------------------
 
@@ -399,6 +632,12 @@ class RpcSource(Source):
                 delay = min(delay * 2, self.max_retry_delay)
                 continue
             if result is None or result == "duplicate":
+                # our own block is the new tip: switch now, not when ZMQ (published after
+                # the node's wallet saw the block) or the next poll says so
+                if self._running:
+                    asyncio.get_running_loop().create_task(self._fast_tip(
+                        btc.sha256d(block[:80]), "submitblock",
+                        compute=lambda: self._own_block_tip(block)))
                 return None
             return str(result)
         return f"submitblock failed after {self.submit_attempts} attempts: {last}"
