@@ -3,6 +3,11 @@
 Written out here (it is an encoding, not cryptography) so that the key errors can say
 *which* check failed: a typo shows up as a bad checksum, a key from another format as a
 wrong version or length (sv2-digest section 5.4).
+
+Decoding is bounded (``MAX_TEXT_CHARS``): base58 is positional in base 58, so decoding n
+characters costs O(n^2) in big-integer arithmetic; a 200 KB "key" took seconds.  Every
+key text SV2 uses is about 50 characters (34 or 32 bytes plus a 4-byte checksum), so
+anything much longer is refused by its length before any arithmetic.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from . import errors
 
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(ALPHABET)}
+#: longest text ``b58decode`` accepts: well above any SV2 key's ~52 characters
+MAX_TEXT_CHARS = 128
 
 
 def _checksum(payload: bytes) -> bytes:
@@ -30,6 +37,11 @@ def b58encode(data: bytes) -> str:
 
 
 def b58decode(text: str) -> bytes:
+    """Bytes of ``text``; KeyLengthError for text above ``MAX_TEXT_CHARS``, before decoding."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise errors.KeyLengthError(
+            f"base58 text of {len(text)} characters is longer than any SV2 key "
+            f"(at most {MAX_TEXT_CHARS}; a key is about 50)")
     n = 0
     for c in text:
         i = _INDEX.get(c)

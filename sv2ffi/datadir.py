@@ -24,16 +24,14 @@ from pathlib import Path
 from typing import Optional
 
 from . import bitcoin as btc
+from .durable import not_a_directory, private_dir
+from .errors import DatadirError  # noqa: F401  (defined with the other typed errors)
 from .keys import AUTHORITY_KEY_FILE, STATIC_KEY_FILE
 
 CONF_FILE = "sv2ffi.conf"
 #: per-network subdirectory names (Core's, with main/ for mainnet)
 NET_DIRS = {"main": "main", "test": "testnet3", "testnet4": "testnet4", "signet": "signet",
             "regtest": "regtest"}
-
-
-class DatadirError(ValueError):
-    """The data directory cannot be used as given."""
 
 
 def default_root() -> Path:
@@ -53,13 +51,15 @@ def net_dir(root, chain: str, *, create: bool = True) -> Path:
     """``root/<network>``: where keys and solved blocks of ``chain`` live.
 
     ``root=None`` is the default root, created if missing (mode 0700).  A root given
-    explicitly must exist: DatadirError otherwise.  The network subdirectory is created
-    (mode 0700) when ``create``.
+    explicitly must exist: DatadirError otherwise, as for a file where a directory
+    belongs.  The network subdirectory is created (mode 0700) when ``create``.
     """
     explicit = root is not None
     base = resolve_root(root)
     if not base.is_dir():
-        if explicit or base.exists():
+        if base.exists() or base.is_symlink():
+            raise DatadirError(not_a_directory(base))
+        if explicit:
             raise DatadirError(
                 f"data directory {base} does not exist; create it first (a mistyped "
                 "--datadir must not silently create a new authority key that no pool has "
@@ -68,11 +68,13 @@ def net_dir(root, chain: str, *, create: bool = True) -> Path:
             if not base.parent.is_dir():
                 raise DatadirError(f"cannot create the data directory {base}: "
                                    f"{base.parent} does not exist")
-            base.mkdir(mode=0o700, exist_ok=True)
+            private_dir(base)
     d = base / net_dir_name(chain)
     _refuse_flat_layout(base, d)
     if create:
-        d.mkdir(mode=0o700, exist_ok=True)
+        private_dir(d)
+    elif (d.exists() or d.is_symlink()) and not d.is_dir():
+        raise DatadirError(not_a_directory(d))
     return d
 
 

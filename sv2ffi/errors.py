@@ -190,6 +190,22 @@ class InvalidKeyError(KeyFormatError):
     """32 bytes that are not a secp256k1 secret key (0 or >= n) or not an x-only point."""
 
 
+class KeyFileTooLargeError(KeyFormatError):
+    """A key file far larger than any key: refused by its size, before it is read whole or
+    decoded (base58 decoding is quadratic in the length of its input)."""
+
+
+# ---- the data directory -----------------------------------------------------------------
+
+
+class DatadirError(Sv2Error, ValueError):
+    """The data directory (or a directory in it) cannot be used as given: missing, a file
+    where a directory belongs, or not writable.  An operator's setup problem, reported in
+    one sentence that names the path; the TP does not start with it."""
+
+    status = "SV2_ERR_INVALID_ARGUMENT"
+
+
 # ---- Bitcoin consensus data and the template provider (issue 5) -------------------------
 
 

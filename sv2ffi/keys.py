@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
 
 from . import base58, errors
-from .durable import write_atomic
+from .durable import private_dir, write_atomic
 
 Rng = Callable[[int], bytes]
 log = logging.getLogger("sv2ffi.keys")
@@ -302,6 +303,9 @@ def decode_secret_key(text: str) -> bytes:
 AUTHORITY_KEY_FILE = "sv2_authority_key"
 AUTHORITY_PUBKEY_FILE = "sv2_authority_key.pub"
 STATIC_KEY_FILE = "sv2_static_key"
+#: A key file holds about 50 characters of base58 text (sv2-tp's, 33 bytes): a larger
+#: file is not a key, and is refused by its size before it is read or decoded.
+MAX_KEY_FILE_SIZE = 4096
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -314,8 +318,38 @@ def write_key_file(path, keypair: Keypair) -> None:
     _write_private(Path(path), encode_secret_key(keypair.secret) + "\n")
 
 
+def _read_bounded(path) -> tuple[bytes, int]:
+    """The bytes of a key-sized regular file, and its permission bits.
+
+    Opened non-blocking, so a FIFO put in a key file's place cannot hang the start; its
+    size is checked before reading, and at most ``MAX_KEY_FILE_SIZE + 1`` bytes are read
+    in case it grows meanwhile.  KeyFileTooLargeError / KeyFormatError name the file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise errors.KeyFormatError(f"{path} is not a regular file")
+        size = st.st_size
+        chunks, got = [], 0
+        while size <= MAX_KEY_FILE_SIZE and got <= MAX_KEY_FILE_SIZE:
+            chunk = os.read(fd, MAX_KEY_FILE_SIZE + 1 - got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        size = max(size, got)
+    finally:
+        os.close(fd)
+    if size > MAX_KEY_FILE_SIZE:
+        raise errors.KeyFileTooLargeError(
+            f"{path}: {size} bytes is far too large for a key file (at most "
+            f"{MAX_KEY_FILE_SIZE}; a key is about 50 characters of text)")
+    return b"".join(chunks), stat.S_IMODE(st.st_mode)
+
+
 def read_key_file(path) -> Keypair:
-    raw = Path(path).read_bytes()
+    raw, mode = _read_bounded(path)
     if is_sv2tp_key_file(raw):
         raise errors.KeyFormatError(
             f"{path} is one of sv2-tp's binary key files, not sv2ffi's text form; convert "
@@ -323,9 +357,29 @@ def read_key_file(path) -> Keypair:
             "public key pools pinned, stays the same)")
     text = raw.decode("ascii", errors="replace").strip()
     try:
-        return Keypair(decode_secret_key(text))
+        keypair = Keypair(decode_secret_key(text))
     except errors.KeyFormatError as e:
         raise type(e)(f"{path}: {e}") from None
+    _warn_if_exposed(path, mode)
+    return keypair
+
+
+def _warn_if_exposed(path, mode: int) -> None:
+    """A WARNING, naming the file and the fix, for a secret key others may read or replace.
+
+    A warning, not a refusal as OpenSSH's for a private key readable by others: ssh is
+    run by someone at a terminal who can fix it on the spot, a TP is restarted unattended
+    (a reboot, a crash), and refusing then would take down every pool's template supply
+    without un-leaking anything: if another user could read the key, only a new authority
+    key (and every pool pinning it anew) helps, which the operator has to decide.  Keys
+    this project writes are 0600 from the first byte; this catches keys copied in by hand
+    or restored from a backup.  Said at every start until fixed.
+    """
+    if mode & 0o077:
+        log.warning("%s holds a secret key but its mode %04o lets group or others %s it; "
+                    "run `chmod 600 %s` (if anyone else may have read it, see \"Data "
+                    "directory and keys\" in docs/operator-guide.md)", path, mode,
+                    "read" if mode & 0o044 else "replace", path)
 
 
 # ---- sv2-tp's key files ----------------------------------------------------------------
@@ -367,9 +421,9 @@ def import_sv2tp_keys(source, datadir, *, overwrite: bool = False,
     src = Path(source)
     auth_path = src / AUTHORITY_KEY_FILE if src.is_dir() else src
     static_path = auth_path.parent / STATIC_KEY_FILE
-    authority = parse_sv2tp_key(auth_path.read_bytes(), str(auth_path))
+    authority = parse_sv2tp_key(_read_bounded(auth_path)[0], str(auth_path))
     if static_path.is_file() and static_path != auth_path:
-        static = parse_sv2tp_key(static_path.read_bytes(), str(static_path))
+        static = parse_sv2tp_key(_read_bounded(static_path)[0], str(static_path))
     else:
         static = Keypair.generate(rng)
     keys = DatadirKeys(authority, static)
@@ -396,7 +450,7 @@ def generate_datadir_keys(datadir, *, overwrite: bool = False, rng: Rng | None =
 
 
 def _store_datadir_keys(d: Path, keys: DatadirKeys, overwrite: bool) -> None:
-    d.mkdir(parents=True, exist_ok=True)
+    private_dir(d, parents=True)
     paths = [d / AUTHORITY_KEY_FILE, d / STATIC_KEY_FILE]
     if not overwrite:
         existing = [p for p in paths if p.exists()]
@@ -412,7 +466,8 @@ def load_datadir_keys(datadir, *, create: bool = True) -> DatadirKeys:
 
     A newly created authority key is logged at WARNING with its public key: every pool
     that pinned the previous one will refuse this server until its configuration changes,
-    so a key appearing unexpectedly must be visible in the log.
+    so a key appearing unexpectedly must be visible in the log.  The ``.pub`` beside the
+    secret is brought in line with it (``_sync_pubkey_file``).
     """
     d = Path(datadir)
     if create and not (d / AUTHORITY_KEY_FILE).exists() and not (d / STATIC_KEY_FILE).exists():
@@ -420,4 +475,39 @@ def load_datadir_keys(datadir, *, create: bool = True) -> DatadirKeys:
         log.warning("created a NEW authority key in %s; its public key (what pools and JDCs "
                     "pin) is %s", d, keys.authority_pubkey_text)
         return keys
-    return DatadirKeys(read_key_file(d / AUTHORITY_KEY_FILE), read_key_file(d / STATIC_KEY_FILE))
+    keys = DatadirKeys(read_key_file(d / AUTHORITY_KEY_FILE), read_key_file(d / STATIC_KEY_FILE))
+    _sync_pubkey_file(d, keys)
+    return keys
+
+
+def _sync_pubkey_file(d: Path, keys: DatadirKeys) -> None:
+    """Rewrite ``sv2_authority_key.pub`` from the secret key when it says anything else.
+
+    The secret is the truth: it is what the TP signs with, and the ``.pub`` only saves
+    an operator from deriving the public key to give to pools.  A stale one (a secret
+    restored from a backup, a ``.pub`` copied from another host) would have them pin a
+    key this TP cannot prove, so a mismatch is a WARNING with both keys.  A missing one
+    is simply written again.
+    """
+    pub, want = d / AUTHORITY_PUBKEY_FILE, keys.authority_pubkey_text
+    try:
+        have: str | None = _read_bounded(pub)[0].decode("ascii", "replace").strip()
+    except FileNotFoundError:
+        have = None
+    except (errors.KeyFormatError, OSError) as e:
+        have = f"unreadable: {e}"
+    if have == want:
+        return
+    try:
+        _write_private(pub, want + "\n")
+    except OSError as e:
+        log.warning("%s does not hold the authority public key %s, and cannot be rewritten: "
+                    "%s", pub, want, e.strerror or e)
+        return
+    if have is None:
+        log.info("wrote the missing %s (%s)", pub, want)
+    else:
+        shown = have if len(have) <= 80 else have[:60] + f"... ({len(have)} characters)"
+        log.warning("%s held %r, not the public key of the authority secret key beside it; "
+                    "rewrote it with %s, the key this TP signs with and pools must pin",
+                    pub, shown, want)

@@ -21,12 +21,12 @@ import base64
 import hmac
 import json
 import logging
-import os
 import secrets
 from pathlib import Path
 from typing import Optional
 
 from .. import bitcoin as btc
+from ..durable import private_dir, write_atomic
 from ..errors import BitcoinDecodeError
 from .regtest import RegtestChain
 
@@ -87,10 +87,8 @@ class RegtestRpcServer:
         if self.cookie_file is not None:
             # like bitcoind: a fresh random password per start, file readable by us only
             self.user, self.password = COOKIE_USER, secrets.token_hex(32)
-            self.cookie_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.cookie_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{self.user}:{self.password}")
+            private_dir(self.cookie_file.parent, parents=True)
+            write_atomic(self.cookie_file, f"{self.user}:{self.password}".encode(), 0o600)
         self._changed = asyncio.Event()
         if self.zmq_endpoint:
             import zmq

@@ -32,7 +32,7 @@ from .listener import WRITE_TIMEOUT, ClientProtocol, Limits, TpListener
 from .metrics import TpMetrics
 from .service_config import check_service_args
 from .sources import Source
-from .storage import save_block
+from .storage import prepare_blocks_dir, save_block
 from .template import BlockTemplate
 
 log = logging.getLogger("sv2ffi.tp")
@@ -91,6 +91,8 @@ class TpService:
         return self.keys.authority_pubkey_text
 
     async def start(self) -> None:
+        # first: a TP that could not save a solved block must neither listen nor mint keys
+        await asyncio.to_thread(prepare_blocks_dir, self.datadir)
         if self.keys is None:
             self.keys = await asyncio.to_thread(load_datadir_keys, self.datadir, create=True)
         keys = self.keys
