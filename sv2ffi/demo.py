@@ -3,9 +3,10 @@
 A template provider on the built-in regtest test/demo chain and a pool-side client, in one
 process, talking Stratum V2 over a real TCP socket through Noise.  The transcript follows
 one session: setup, the first template pair, the block's transactions, a block mined on a
-CPU and submitted, the chain advancing, the next templates (the empty future template
-announced ahead of time, a fee-driven update), and a second and third block.  Exit code 0
-only if every step checked out.
+CPU and submitted, the chain advancing, the next templates (the next height's empty
+template, built ahead of time and sent with its SetNewPrevHash at the tip; a fee-driven
+update), and a second and third block.  Bitcoin Core's validation judges every block.
+Exit code 0 only if every step checked out.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ async def connect(tp: TpEmbed, timeout: float = T) -> TdpClient:
 
 async def wait_for_full_template(c: TdpClient, timeout: float = T) -> NewTemplate:
     """Messages until the client works on a template with transactions (every template
-    these tests push has some; the empty one announced ahead of a tip has none)."""
+    these tests push has some; the empty one sent at a new tip has none)."""
     while c.state.prev_hash is None or c.state.current is None or \
             not c.state.current.merkle_path:
         await c.recv(timeout)
