@@ -431,3 +431,25 @@ def test_our_own_accepted_block_gives_the_next_tip_without_asking_the_node():
     assert tip.time >= tip.min_time
     # not the block above our tip: the header path decides
     assert src._own_block_tip(chain.blocks[-2].serialize()) is None
+
+
+def test_a_quiet_mempool_costs_a_small_call_per_poll_not_a_template(tmp_path):
+    node = Node(tmp_path, zmq=True)
+    node.do(node.chain.add_random_transactions, 40)
+    tp, src = make_tp(node, tmp_path, poll_interval=0.1)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            await asyncio.sleep(1.0)
+            assert src.skipped_polls >= 3
+            node.do(lambda: node.chain.add_random_transactions(20, min_feerate=200,
+                                                               max_feerate=300))  # fees rise
+            await c.wait_for(NewTemplate, T, lambda m: not m.future_template and
+                             len(m.merkle_path) >= 6)
+            await c.close()
+
+        run(main())
+    finally:
+        tp.stop()
+        node.close()

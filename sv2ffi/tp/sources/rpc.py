@@ -120,6 +120,11 @@ class RpcSource(Source):
         self.submit_attempts = submit_attempts
         #: seconds each waitfornewblock long-poll waits (0: no such watch)
         self.tip_wait = tip_wait
+        #: with ZMQ, a getblocktemplate at least this often even if the mempool looks quiet
+        self.full_refresh = 30.0
+        self._mempool_mark = None
+        self._refreshed_at = float("-inf")
+        self.skipped_polls = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=6,
                                                            thread_name_prefix="sv2ffi-rpc")
         self._inflight: set = set()
@@ -260,6 +265,7 @@ class RpcSource(Source):
                 await self._refresh()
                 await asyncio.get_running_loop().run_in_executor(self._pool,
                                                                  self._prime_chain_sync)
+                self._mempool_mark = None  # (re)connected: the next poll fetches a template
                 self.ready.set()
                 delay = self.retry_delay
                 watch = asyncio.get_running_loop().create_task(self._watch_tips()) \
@@ -393,10 +399,29 @@ class RpcSource(Source):
                         block_hash = parts[1][::-1]
                         if block_hash != self._tip:
                             await self._fast_tip(block_hash)
-                await self._refresh()
+                await self._refresh_if_changed()
         finally:
             sub.close()
             ctx.term()
+
+    async def _refresh_if_changed(self) -> None:
+        """A poll: a new getblocktemplate only when the mempool (size, bytes, fees) or the
+        tip moved since the last one, or ``full_refresh`` seconds passed.  A quiet node then
+        costs one small call per poll, not a multi-megabyte template to decode."""
+        try:
+            info = await self.call("getmempoolinfo")
+            mark = (info.get("size"), info.get("bytes"), str(info.get("total_fee")), self._tip)
+        except RpcError as e:
+            if e.code is None:
+                raise
+            mark = None  # a node without it: always refresh
+        now = time.monotonic()
+        if mark is not None and mark == self._mempool_mark and \
+                now - self._refreshed_at < self.full_refresh:
+            self.skipped_polls += 1
+            return
+        await self._refresh()
+        self._mempool_mark, self._refreshed_at = mark, now
 
     # ---- fast tip switch ----------------------------------------------------------------
 
