@@ -94,8 +94,12 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--tips", type=int, default=10)
     ap.add_argument("--mempool", type=int, default=4000)
+    ap.add_argument("--only", default="", help="comma-separated windows besides idle")
     args = ap.parse_args(argv)
     names = list(ATTACKS) + ["all at once"]
+    if args.only:
+        keep = {"idle"} | {x.strip() for x in args.only.split(",")}
+        names = [n for n in names if n in keep]
     rows: dict = {n: [] for n in names}
     for _ in range(args.runs):
         tp = TpProcess(Path(tempfile.mkdtemp()) / "tp", "--max-clients", "300",

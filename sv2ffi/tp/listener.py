@@ -104,7 +104,7 @@ class ClientProtocol(asyncio.Protocol):
 
     def __init__(self, listener: "TpListener"):
         self.listener = listener
-        self.conn: Connection = listener.connection_factory()
+        self.conn: Optional[Connection] = None  # made once admitted (it costs a key encoding)
         self.transport: Optional[asyncio.Transport] = None
         self.source = ""
         self.peername = None
@@ -132,6 +132,7 @@ class ClientProtocol(asyncio.Protocol):
             self.closing = True
             transport.abort()
             return
+        self.conn = self.listener.connection_factory()
         self._timer = asyncio.get_running_loop().call_later(
             lim.handshake_timeout, self._deadline, "no Noise handshake within "
             f"{lim.handshake_timeout:g} s")
@@ -170,7 +171,7 @@ class ClientProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self._cancel_timer()
         self.closing = True
-        if not self.conn.is_established and self.pending:
+        if self.conn is not None and not self.conn.is_established and self.pending:
             self.listener.handshakes_failed += 1
         self.listener.release(self)
         self.listener.on_closed(self)

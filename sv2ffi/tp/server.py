@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..connection import Connection
+from ..connection import CERT_BACKDATE, Connection
 from ..errors import InvalidValueError, ProtocolViolationError, Sv2Error
 from ..framing import encode_message
-from ..keys import DatadirKeys, load_datadir_keys
+from ..keys import Certificate, DatadirKeys, load_datadir_keys
 from ..messages import SetupConnectionError
 from ..schema import ERROR_CODES
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
@@ -39,6 +39,10 @@ log = logging.getLogger("sv2ffi.tp")
 
 #: SubmitSolution: 22 bytes of fields + a B0_64K coinbase; nothing a client sends is bigger.
 MAX_CLIENT_PAYLOAD = 22 + 65535
+#: certificates: valid from an hour back (connection.CERT_BACKDATE) for this long, made
+#: once a minute (a Schnorr signature per handshake is most of a refused connection's cost)
+CERT_VALIDITY = 3600
+CERT_REISSUE = 60.0
 
 
 class TpService:
@@ -98,9 +102,16 @@ class TpService:
         keys = self.keys
         self.failed = asyncio.Event()
 
+        issued: list = [None, float("-inf")]  # one certificate a minute, not per handshake
+
         def factory() -> Connection:
-            return Connection.responder_from_authority(keys.static, keys.authority,
-                                                       max_payload=MAX_CLIENT_PAYLOAD)
+            now = time.time()
+            if now - issued[1] >= CERT_REISSUE:
+                t = int(now)
+                issued[:] = [Certificate.issue(keys.authority, keys.static.xonly,
+                                               max(t - CERT_BACKDATE, 0),
+                                               min(t + CERT_VALIDITY, 0xFFFFFFFF)), now]
+            return Connection.responder(keys.static, issued[0], max_payload=MAX_CLIENT_PAYLOAD)
 
         self.source.attach(self)
         self.server = TpListener(factory, self.limits, self, lambda: self.core.active_count)
