@@ -138,7 +138,8 @@ def bench_tp(n: int, rounds: int, mempool: int):
     src.chain.add_random_transactions(mempool)
     datadir = tempfile.mkdtemp(prefix="sv2ffi-bench-")
     svc = TpService(src, datadir=datadir, config=TpConfig(max_clients=1000, msg_rate=1e6,
-                                                          msg_burst=10 ** 6))
+                                                          msg_burst=10 ** 6),
+                    max_pending=1000, max_pending_per_source=1000)  # all from one address
     tp = TpThread(svc).start()
     chain = src.chain
     known = {}

@@ -265,7 +265,8 @@ class TpService:
         if not eff:
             return
         if eff.sends:
-            clients, encoded, metrics = self.clients, {}, self.metrics
+            clients, encoded = self.clients, {}
+            batches: dict = {}  # sid -> ([wire bytes], [messages]): one write per client
             for sid, msg in eff.sends:
                 c = clients.get(sid)
                 if c is None or c.closing:
@@ -278,8 +279,17 @@ class TpService:
                 except Sv2Error as e:  # e.g. nonces exhausted: that client only
                     c.abort(str(e))
                     continue
-                if c.write(data):
-                    metrics.on_sent(sid, msg)
+                b = batches.get(sid)
+                if b is None:
+                    batches[sid] = ([data], [msg])
+                else:
+                    b[0].append(data)
+                    b[1].append(msg)
+            metrics = self.metrics
+            for sid, (datas, msgs) in batches.items():
+                if clients[sid].write(datas[0] if len(datas) == 1 else b"".join(datas)):
+                    for msg in msgs:
+                        metrics.on_sent(sid, msg)
         for sid, reason in eff.closes:
             c = self.clients.get(sid)
             if c is not None:
