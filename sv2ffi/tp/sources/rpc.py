@@ -139,6 +139,7 @@ class RpcSource(Source):
         #: headers of the chain we follow, by height: (hash, HeaderInfo); enough to
         #: compute a tip without asking the node (median time past, retargets)
         self._chain: dict = {}
+        self._chain_lock = threading.RLock()
         self.ready: Optional[asyncio.Event] = None  # set while the node serves templates
         self._interner = TxInterner()
         self.reorgs = 0
@@ -526,7 +527,13 @@ class RpcSource(Source):
     def _remember(self, height: int, block_hash: bytes, t: int, bits: int,
                   prev_hash: Optional[bytes]) -> btc.HeaderInfo:
         """Keep a header of the chain we follow; one whose parent is not the block we
-        have below it means a reorganisation: everything we had from there up is dropped."""
+        have below it means a reorganisation: everything we had from there up is dropped.
+        (Pool threads and the event loop both use the chain: under ``_chain_lock``.)"""
+        with self._chain_lock:
+            return self._remember_locked(height, block_hash, t, bits, prev_hash)
+
+    def _remember_locked(self, height: int, block_hash: bytes, t: int, bits: int,
+                         prev_hash: Optional[bytes]) -> btc.HeaderInfo:
         below = self._chain.get(height - 1)
         if prev_hash is not None and below is not None and below[0] != prev_hash:
             for h in [h for h in self._chain if h >= height - 1]:
@@ -540,7 +547,8 @@ class RpcSource(Source):
         return info
 
     def _ancestor(self, height: int) -> btc.HeaderInfo:
-        got = self._chain.get(height)
+        with self._chain_lock:
+            got = self._chain.get(height)
         if got is None:
             hh = self.call_sync("getblockhash", height)
             h = self._header(hh)
@@ -575,6 +583,10 @@ class RpcSource(Source):
         the ten blocks below it, so its median time past is at most the sixth smallest of
         their times whatever its own time.  None otherwise (the header path decides).
         The header is still fetched and checked right after (``_verify_tip``)."""
+        with self._chain_lock:
+            return self._predicted_tip_locked(block_hash, height)
+
+    def _predicted_tip_locked(self, block_hash: bytes, height: int) -> Optional[TipInfo]:
         net = self.network
         prev = self._chain.get(height - 1)
         if prev is None or prev[0] != self._tip:
@@ -616,16 +628,17 @@ class RpcSource(Source):
         the blocks below it we hold (a node call only for a retarget's first block or a
         testnet walk-back we do not hold).  None if it is not the block above our tip."""
         header = btc.BlockHeader.from_bytes(block[:80])
-        prev = self._chain.get(self._tip_height)
-        if prev is None or prev[0] != header.prev_hash or header.prev_hash != self._tip:
-            return None
-        height = self._tip_height + 1
-        times = [header.time]
-        for h in range(height - 10, height):
-            got = self._chain.get(max(h, 0))
-            if got is None:
+        with self._chain_lock:
+            prev = self._chain.get(self._tip_height)
+            if prev is None or prev[0] != header.prev_hash or header.prev_hash != self._tip:
                 return None
-            times.append(got[1].time)
+            height = self._tip_height + 1
+            times = [header.time]
+            for h in range(height - 10, height):
+                got = self._chain.get(max(h, 0))
+                if got is None:
+                    return None
+                times.append(got[1].time)
         mtp = btc.median_time_past(sorted(times))
         new_time = max(mtp + 1, int(time.time()))
         block_hash = btc.sha256d(block[:80])
