@@ -154,13 +154,7 @@ def test_node_restart(node, tmp_path):
         async def main():
             c = await client(tp)
             await c.wait_for(SetNewPrevHash, T)
-            node.stop()
-            await asyncio.sleep(1)
-            node.start()
-            try:
-                node.cli("loadwallet", "w")
-            except subprocess.CalledProcessError:  # loaded on startup already
-                pass
+            node.restart(down=1.0)
             node.cli("generatetoaddress", 1, node.addr)
             snph = await c.wait_for(SetNewPrevHash, T)
             assert snph.prev_hash == node.tip

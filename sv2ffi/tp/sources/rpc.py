@@ -598,12 +598,9 @@ class RpcSource(Source):
         elif net.allow_min_difficulty or height % net.interval == 0 \
                 or (height + 1) % net.interval == 0:
             return None
-        times = []
-        for h in range(height - 10, height):
-            got = self._chain.get(max(h, 0))
-            if got is None:
-                return None
-            times.append(got[1].time)
+        times = self._times_below(height)
+        if times is None:
+            return None
         bound = sorted(times)[5]
         return TipInfo(block_hash, height + 1, bits, max(bound + 1, int(time.time())), 0)
 
@@ -623,6 +620,17 @@ class RpcSource(Source):
             self._remember(int(h["height"]), btc.hash_from_hex(h["hash"]), int(h["time"]),
                            int(h["bits"], 16), prev)
 
+    def _times_below(self, height: int) -> Optional[list]:
+        """nTime of the ten blocks below ``height`` on the chain we follow (None if we do not
+        hold them all); call with ``_chain_lock`` held."""
+        times = []
+        for h in range(height - 10, height):
+            got = self._chain.get(max(h, 0))
+            if got is None:
+                return None
+            times.append(got[1].time)
+        return times
+
     def _own_block_tip(self, block: bytes) -> Optional[TipInfo]:
         """The tip after our own block, which the node just accepted: from its header and
         the blocks below it we hold (a node call only for a retarget's first block or a
@@ -633,13 +641,10 @@ class RpcSource(Source):
             if prev is None or prev[0] != header.prev_hash or header.prev_hash != self._tip:
                 return None
             height = self._tip_height + 1
-            times = [header.time]
-            for h in range(height - 10, height):
-                got = self._chain.get(max(h, 0))
-                if got is None:
-                    return None
-                times.append(got[1].time)
-        mtp = btc.median_time_past(sorted(times))
+            below = self._times_below(height)
+            if below is None:
+                return None
+        mtp = btc.median_time_past(sorted(below + [header.time]))
         new_time = max(mtp + 1, int(time.time()))
         block_hash = btc.sha256d(block[:80])
         info = self._remember(height, block_hash, header.time, header.bits, header.prev_hash)
