@@ -1,18 +1,22 @@
 """Template provider benchmarks (not run by pytest).
 
 1. New block known to the TP (the chain's block-connected event) -> SetNewPrevHash received
-   by each of N = 1, 10, 100 Noise clients (p50, p99 over clients x blocks), and -> the first
-   full (non-future) NewTemplate for that tip.  Baseline, same run: a bare asyncio server
-   writing one pre-encoded 86-byte frame to N plain TCP clients on the same trigger.
+   by each of N = 1, 10, 100, 1,000 Noise clients (p50, p99 over clients x blocks, and the
+   p99 over blocks of each block's slowest client), and -> the first full (non-future)
+   NewTemplate for that tip.  Floors, same run: a bare asyncio server writing one
+   pre-encoded 86-byte frame to N plain TCP clients on the same trigger, and the same
+   server sealing it for each client with its own ChaCha20-Poly1305 key first.
 2. Serving RequestTransactionData for a 3,000-transaction template: round trip over Noise,
    next to the core building the reply alone.
 3. Memory per connected client (TP process RSS growth / N), next to the bare server's.
 
 The TP runs on its own thread (TpThread, as the C ABI runs it); the clients run in a child
-process so they do not share the TP's interpreter lock.  Times are CLOCK_MONOTONIC, which is
-system-wide on Linux, so the two processes' timestamps compare directly.
+process so they do not share the TP's interpreter lock; a frame's arrival is the kernel's
+receive stamp at the client socket (benchmarks/arrivals.py), so the client process being
+slow to read 1,000 sockets is not counted as the TP's latency.  Times are CLOCK_MONOTONIC,
+which is system-wide on Linux, so the two processes' timestamps compare directly.
 
-    .venv/bin/python benchmarks/tp.py [--rounds 20] [--clients 1,10,100]
+    .venv/bin/python benchmarks/tp.py [--rounds 20] [--clients 1,10,100,1000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from sv2ffi.messages import NewTemplate, RequestTransactionDataSuccess, SetNewPrevHash  # noqa: E402
 from sv2ffi.tp.core import TpConfig  # noqa: E402
@@ -54,66 +59,60 @@ def pct(xs, p):
 # ---- client process ------------------------------------------------------------------------
 
 
-def client_proc(conn, kind: str, port: int, key: str, n: int) -> None:
-    asyncio.run(_client_proc(conn, kind, port, key, n))
+def client_proc(conn, kind: str, port: int, key: str, n: int, frame_size: int = 86) -> None:
+    """The clients, kernel-stamping arrivals (benchmarks/arrivals.py): ``tp`` are Noise
+    Template Distribution clients; ``raw`` plain sockets reading ``frame_size``-byte frames
+    (the floors).  Answers each {"tip", "full"} command with every client's arrivals."""
+    import selectors
+    import socket
 
-
-async def _client_proc(conn, kind, port, key, n):
-    from sv2ffi.client import TdpClient
-    loop = asyncio.get_running_loop()
-    snph_at: list = [dict() for _ in range(n)]  # tip -> time
-    full_at: list = [dict() for _ in range(n)]
-    tasks = []
+    from arrivals import SO_TIMESTAMPNS, StampedClient, pump, stamped_recv
+    sel = selectors.DefaultSelector()
+    clients = []
     if kind == "tp":
-        clients = []
-        for _ in range(n):
-            clients.append(await TdpClient.connect("127.0.0.1", port, authority_pubkey=key,
-                                                   timeout=T))
-
-        async def reader(i, c):
-            tip = None
-            while True:
-                m = await c.stream.recv()
-                now = time.monotonic()
-                c.state.apply(m)
-                if isinstance(m, SetNewPrevHash):
-                    tip = m.prev_hash
-                    snph_at[i].setdefault(tip, now)
-                elif isinstance(m, NewTemplate) and not m.future_template and tip is not None:
-                    full_at[i].setdefault(tip, now)
-
-        for i, c in enumerate(clients):
-            tasks.append(loop.create_task(reader(i, c)))
+        clients = [StampedClient(port, key, timeout=T) for _ in range(n)]
+        for c in clients:
+            sel.register(c.sock, selectors.EVENT_READ, c.on_readable)
+        snph_at = [c.snph for c in clients]
+        full_at = [c.full for c in clients]
     else:
-        async def raw_reader(i):
-            r, w = await asyncio.open_connection("127.0.0.1", port)
-            k = 0
-            while True:
-                await r.readexactly(86)
-                snph_at[i][k] = time.monotonic()
-                k += 1
+        snph_at = [dict() for _ in range(n)]
+        full_at = [dict() for _ in range(n)]
         for i in range(n):
-            tasks.append(loop.create_task(raw_reader(i)))
+            sock = socket.create_connection(("127.0.0.1", port), timeout=T)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.setblocking(False)
+            buf = bytearray()
+
+            def read(sock=sock, buf=buf, got=snph_at[i]):
+                data, kernel, user = stamped_recv(sock)
+                buf += data
+                while len(buf) >= frame_size:
+                    del buf[:frame_size]
+                    got[len(got)] = (kernel, user)
+            sel.register(sock, selectors.EVENT_READ, read)
+
     conn.send("connected")
     while True:
-        cmd = await loop.run_in_executor(None, conn.recv)
+        while not conn.poll(0):
+            pump(sel, clients, 0.01)
+        cmd = conn.recv()
         if cmd == "quit":
             break
-        want_full = cmd["full"]
-        tip = cmd["tip"]
+        want_full, tip = cmd["full"], cmd["tip"]
         deadline = time.monotonic() + T
         while time.monotonic() < deadline:
             if all(tip in s for s in snph_at) and (not want_full or all(tip in f for f in full_at)):
                 break
-            await asyncio.sleep(0.002)
-        conn.send([(s.get(tip), f.get(tip)) for s, f in zip(snph_at, full_at)])
-    for t in tasks:
-        t.cancel()
+            pump(sel, clients, 0.002)
+        conn.send([(s.get(tip, (None,))[0], f.get(tip, (None,))[0])
+                   for s, f in zip(snph_at, full_at)])
 
 
-def spawn(kind, port, key, n):
+def spawn(kind, port, key, n, frame_size=86):
     parent, child = mp.Pipe()
-    p = mp.get_context("fork").Process(target=client_proc, args=(child, kind, port, key, n),
+    p = mp.get_context("fork").Process(target=client_proc,
+                                       args=(child, kind, port, key, n, frame_size),
                                        daemon=True)
     p.start()
     assert parent.poll(T) and parent.recv() == "connected"
@@ -156,21 +155,21 @@ def bench_tp(n: int, rounds: int, mempool: int):
         time.sleep(0.01)
     time.sleep(0.2)
     rss1 = rss_kib()
-    snph, full = [], []
+    snph, full, worst = [], [], []
     for _ in range(rounds):
         tip = tp.call(_mine_empty_block, chain)
-        pipe.send({"tip": tip, "full": True})
+        pipe.send({"tip": tip[::-1].hex(), "full": True})
         assert pipe.poll(T)
         res = pipe.recv()
         t0 = known[tip]
-        for s, f in res:
-            snph.append((s - t0) * 1e3)
-            if f is not None:
-                full.append((f - t0) * 1e3)
+        per_tip = [(s - t0) * 1e3 for s, _ in res]
+        snph += per_tip
+        worst.append(max(per_tip))
+        full += [(f - t0) * 1e3 for _, f in res if f is not None]
     pipe.send("quit")
     p.join(10)
     tp.stop()
-    return snph, full, (rss1 - rss0) / n
+    return snph, full, worst, (rss1 - rss0) / n
 
 
 async def _raw_server(n_expected, ready):
@@ -185,7 +184,11 @@ async def _raw_server(n_expected, ready):
     return server, writers
 
 
-def bench_raw(n: int, rounds: int):
+def bench_raw(n: int, rounds: int, encrypted: bool = False):
+    """The floors: one 86-byte frame (a SetNewPrevHash's size) written to N plain TCP
+    clients by a bare asyncio server; with ``encrypted``, sealed first for each client with
+    its own ChaCha20-Poly1305 key as Noise does (header and payload: 118 bytes)."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
     bg = BackgroundLoop("raw")
     ready = None
 
@@ -197,22 +200,31 @@ def bench_raw(n: int, rounds: int):
     server, writers = bg.run(make())
     port = server.sockets[0].getsockname()[1]
     rss0 = rss_kib()
-    p, pipe = spawn("raw", port, None, n)
+    p, pipe = spawn("raw", port, None, n, 118 if encrypted else 86)
     bg.run(asyncio.wait_for(ready.wait(), T))
     time.sleep(0.2)
     rss1 = rss_kib()
-    frame = bytes(86)
-    lat = []
+    header, payload = bytes(6), bytes(80)
+    ciphers = [ChaCha20Poly1305(os.urandom(32)) for _ in writers]
+    lat, worst = [], []
     for k in range(rounds):
         def broadcast():
             t0 = time.monotonic()
-            for w in writers:
-                w.write(frame)
+            if encrypted:
+                n0, n1 = (2 * k).to_bytes(12, "little"), (2 * k + 1).to_bytes(12, "little")
+                for w, c in zip(writers, ciphers):
+                    w.write(c.encrypt(n0, header, None) + c.encrypt(n1, payload, None))
+            else:
+                frame = header + payload
+                for w in writers:
+                    w.write(frame)
             return t0
         t0 = bg.call(broadcast)
         pipe.send({"tip": k, "full": False})
         assert pipe.poll(T)
-        lat += [(s - t0) * 1e3 for s, _ in pipe.recv()]
+        per_tip = [(s - t0) * 1e3 for s, _ in pipe.recv()]
+        lat += per_tip
+        worst.append(max(per_tip))
     pipe.send("quit")
     p.join(10)
 
@@ -222,7 +234,7 @@ def bench_raw(n: int, rounds: int):
             w.close()
     bg.run(close())
     bg.close()
-    return lat, (rss1 - rss0) / n
+    return lat, worst, (rss1 - rss0) / n
 
 
 # ---- 2: RequestTransactionData for 3,000 transactions -------------------------------------------
@@ -267,25 +279,35 @@ def bench_tx_data(reps: int):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--clients", default="1,10,100")
+    ap.add_argument("--clients", default="1,10,100,1000")
+    ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mempool", type=int, default=1000,
                     help="transactions in the full template that follows each tip")
     args = ap.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
-          f"{args.rounds} blocks per N; Noise NX + ChaCha20-Poly1305 on every TP connection")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; {args.rounds} blocks per N "
+          f"per run, medians of {args.runs} runs; Noise NX + ChaCha20-Poly1305 on every TP "
+          f"connection; arrivals are kernel receive stamps at the client sockets")
     print()
-    print("new block known -> SetNewPrevHash received by each client / -> first full NewTemplate "
-          f"({args.mempool} transactions)")
-    print(f"{'N':>4} {'SNPH p50':>9} {'SNPH p99':>9} {'full p50':>9} {'full p99':>9} "
-          f"{'raw p50':>8} {'raw p99':>8} {'p50 ratio':>9}  {'RSS/client':>10} {'raw RSS/cl':>10}")
+    print("new block known -> SetNewPrevHash at each client (p50, p99, and the p99 over tips of "
+          f"the slowest client) / -> first full NewTemplate ({args.mempool} transactions); "
+          "floors: one frame to N plain TCP clients, and sealed per client (ChaCha20-Poly1305)")
+    print(f"{'N':>5} | {'SNPH p50':>8} {'p99':>6} {'slowest':>7} | {'full p50':>8} {'p99':>6} | "
+          f"{'tcp p50':>7} {'slowest':>7} | {'aead p50':>8} {'slowest':>7} | "
+          f"{'vs aead':>7} | {'RSS/client':>10} {'tcp RSS/cl':>10}")
+    med = statistics.median
     for n in [int(x) for x in args.clients.split(",")]:
-        snph, full, mem = bench_tp(n, args.rounds, args.mempool)
-        raw, raw_mem = bench_raw(n, args.rounds)
-        print(f"{n:>4} {statistics.median(snph):>7.2f}ms {pct(snph, 99):>7.2f}ms "
-              f"{statistics.median(full):>7.2f}ms {pct(full, 99):>7.2f}ms "
-              f"{statistics.median(raw):>6.2f}ms {pct(raw, 99):>6.2f}ms "
-              f"{statistics.median(snph) / max(statistics.median(raw), 1e-6):>8.1f}x  "
-              f"{mem:>7.1f}KiB {raw_mem:>7.1f}KiB", flush=True)
+        runs = []
+        for _ in range(args.runs):
+            snph, full, worst, mem = bench_tp(n, args.rounds, args.mempool)
+            raw, raw_worst, raw_mem = bench_raw(n, args.rounds)
+            aead, aead_worst, _ = bench_raw(n, args.rounds, encrypted=True)
+            runs.append([med(snph), pct(snph, 99), pct(worst, 99), med(full), pct(full, 99),
+                         med(raw), pct(raw_worst, 99), med(aead), pct(aead_worst, 99), mem,
+                         raw_mem])
+        r = [med(col) for col in zip(*runs)]
+        print(f"{n:>5} | {r[0]:>6.2f}ms {r[1]:>6.2f} {r[2]:>7.2f} | {r[3]:>6.2f}ms {r[4]:>6.2f} | "
+              f"{r[5]:>5.2f}ms {r[6]:>7.2f} | {r[7]:>6.2f}ms {r[8]:>7.2f} | "
+              f"{r[2] / max(r[8], 1e-6):>6.1f}x | {r[9]:>7.1f}KiB {r[10]:>7.1f}KiB", flush=True)
     print()
     made, ntx, size, times, core = bench_tx_data(args.rounds)
     print(f"RequestTransactionData for a {ntx}-transaction template ({size / 1e6:.2f} MB of "

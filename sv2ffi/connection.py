@@ -33,7 +33,7 @@ from .framing import Frame, FrameDecoder, decode_frame, encode_message, is_known
 from .keys import Certificate, EllSwiftKey, Keypair, decode_authority_pubkey
 from .messages import Message
 from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
-                    InitiatorHandshake, ResponderHandshake, Rng, Trace, responder_static)
+                    InitiatorHandshake, encrypt_frames, ResponderHandshake, Rng, Trace, responder_static)
 from .schema import MAX_PAYLOAD
 
 #: Certificates made by ``responder_from_authority`` start this long before "now", so
@@ -256,11 +256,6 @@ class Connection:
         self._check_sendable()
         return self._send_plain_frame(encode_message(msg))  # EncodeError: caller's bug, no fail
 
-    def send_encoded(self, frame_bytes: bytes) -> bytes:
-        """Wire bytes for a frame already encoded (``framing.encode_message``): a server
-        sending one message to many peers encodes it once and encrypts it per peer."""
-        self._check_sendable()
-        return self._send_plain_frame(frame_bytes)
 
     def farewell(self, msg: Message) -> bytes:
         """Wire bytes for one last message after the peer sent a payload that does not
@@ -279,9 +274,24 @@ class Connection:
         return self._send_plain_frame(frame.to_bytes())
 
     def send_encoded(self, frame: bytes) -> bytes:
-        """Wire bytes for one frame already encoded (header + payload) by another codec."""
+        """Wire bytes for one frame already encoded (header + payload), by
+        ``framing.encode_message`` or another codec."""
         self._check_sendable()
         return self._send_plain_frame(frame)
+
+    def send_split(self, frames) -> bytes:
+        """Wire bytes for frames already encoded and split as (6-byte header, payload):
+        a server sending the same messages to many peers encodes and splits them once,
+        then seals them per peer in one call (``noise.encrypt_frames``)."""
+        if self.error is not None or self.state is not State.ESTABLISHED:
+            self._check_sendable()  # raises the reason
+        if self._encryptor is None:
+            return b"".join(h + p for h, p in frames)
+        try:
+            return encrypt_frames(self._encryptor.cipher, frames)
+        except errors.Sv2Error as e:
+            self._fail(e)
+            raise
 
     def _send_plain_frame(self, frame_bytes: bytes) -> bytes:
         if self._encryptor is None:

@@ -261,6 +261,35 @@ def encrypt_frame(cipher: CipherState, header: bytes, payload: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def encrypt_frames(cipher: CipherState, frames) -> bytes:
+    """Encoded frames, each split as (6-byte header, payload), sealed back to back: what a
+    server writes to one client in one go (a new tip's template and SetNewPrevHash).
+    Fans out to many clients, so the nonce budget is checked once for all of them and the
+    AEAD is called directly; a payload above one chunk takes ``encrypt_frame``'s path."""
+    n = cipher.nonce
+    need = 0
+    for _header, payload in frames:
+        need += 1 + -(-len(payload) // MAX_PT_CHUNK)
+    if n + need > MAX_NONCE:
+        raise errors.NonceExhaustedError(
+            "not enough nonces left before 2^64-1 for these frames (SV2 has no rekey)")
+    seal = cipher._aead.encrypt
+    out = []
+    for header, payload in frames:
+        if len(payload) > MAX_PT_CHUNK:
+            cipher.nonce = n
+            out.append(encrypt_frame(cipher, header, payload))
+            n = cipher.nonce
+            continue
+        out.append(seal(b"\0\0\0\0" + n.to_bytes(8, "little"), header, None))
+        n += 1
+        if payload:
+            out.append(seal(b"\0\0\0\0" + n.to_bytes(8, "little"), payload, None))
+            n += 1
+    cipher.nonce = n
+    return b"".join(out)
+
+
 class FrameEncryptor:
     """Frames to wire bytes for one direction of an established session."""
 

@@ -67,6 +67,26 @@ def test_frame_that_would_cross_the_reserved_nonce_is_refused_whole():
     noise.encrypt_frame(cs, bytes(6), b"x")  # 2 nonces still fit
 
 
+
+def test_frames_sealed_together_are_the_bytes_of_sealing_each():
+    """The fan-out path (``encrypt_frames``: one call per client for a tip's template and
+    SetNewPrevHash) must put on the wire exactly what one ``encrypt_frame`` per frame
+    would, large payloads and empty ones included."""
+    rnd = random.Random(7)
+    frames = [(rnd.randbytes(6), rnd.randbytes(n)) for n in (80, 0, 3, 65519, 65520, 200000)]
+    one, each = noise.CipherState(bytes(range(32)), 5), noise.CipherState(bytes(range(32)), 5)
+    assert noise.encrypt_frames(one, frames) == b"".join(
+        noise.encrypt_frame(each, h, p) for h, p in frames)
+    assert one.nonce == each.nonce
+
+
+def test_frames_that_would_cross_the_reserved_nonce_are_refused_whole():
+    cs = noise.CipherState(bytes(32), nonce=noise.MAX_NONCE - 3)
+    with pytest.raises(errors.NonceExhaustedError):  # 2 + 2 nonces, 3 left
+        noise.encrypt_frames(cs, [(bytes(6), b"a"), (bytes(6), b"b")])
+    assert cs.nonce == noise.MAX_NONCE - 3
+    noise.encrypt_frames(cs, [(bytes(6), b"a"), (bytes(6), b"")])  # 3 nonces fit
+
 def transport(max_payload=MAX_PAYLOAD):
     key = bytes(range(32))
     return (noise.FrameEncryptor(noise.CipherState(key)),

@@ -190,18 +190,33 @@ class TpMetrics:
         self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff.sends)
                      if pending else None)
 
-    def on_sent(self, sid: int, msg) -> None:
-        """A message was written to a client's socket."""
-        cls = msg.__class__
-        if cls is SetNewPrevHash:
-            self.set_new_prev_hash_sent += 1
-            t = self._tip
-            if t is not None and sid in t.pending and msg.prev_hash == t.prev_hash:
-                t.pending.remove(sid)
-                if not t.pending:
-                    self._finish_tip()
-        elif cls is NewTemplate:
-            self.templates_sent[bool(msg.future_template)] += 1
+    def on_written(self, sends: list, unwritten: set) -> None:
+        """Messages were written to clients' sockets: ``sends`` as (sid, message), except
+        to the clients in ``unwritten`` (gone, or their write failed).  Called once per
+        event after all the writes, so counting never delays a client's write."""
+        snph = future = other = 0
+        t = self._tip
+        done = []
+        for sid, msg in sends:
+            if sid in unwritten:
+                continue
+            cls = msg.__class__
+            if cls is SetNewPrevHash:
+                snph += 1
+                if t is not None and msg.prev_hash == t.prev_hash:
+                    done.append(sid)
+            elif cls is NewTemplate:
+                if msg.future_template:
+                    future += 1
+                else:
+                    other += 1
+        self.set_new_prev_hash_sent += snph
+        self.templates_sent[True] += future
+        self.templates_sent[False] += other
+        if done and t.pending:
+            t.pending.difference_update(done)
+            if not t.pending:
+                self._finish_tip()
 
     def on_client_closed(self, sid: int) -> None:
         c = self.clients.pop(sid, None)

@@ -39,6 +39,7 @@ from ...errors import ChainMismatchError, InvalidTemplateError, RpcError
 from ..core import TipInfo
 from ..template import BlockTemplate, TemplateTx, TxInterner
 from . import Source
+from .rpc_stream import RpcStream, RpcTimeout
 
 log = logging.getLogger("sv2ffi.tp.rpc")
 
@@ -47,10 +48,6 @@ RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
 #: bitcoind's names for --chain values in getblockchaininfo
 CHAIN_NAMES = {"main": "main", "test": "test", "testnet4": "testnet4", "signet": "signet",
                "regtest": "regtest"}
-
-
-class RpcTimeout(RpcError):
-    """The call took longer than its timeout (expected for long-polls)."""
 
 
 def parse_gbt(j: dict, network: btc.Network, interner: Optional[TxInterner] = None) -> BlockTemplate:
@@ -491,16 +488,26 @@ class RpcSource(Source):
         milliseconds late with a busy wallet).  Whichever signal comes first wins."""
         takes_tip = True  # Core >= 29 accepts current_tip; older nodes get none
         delay = self.retry_delay
+        u = urlparse(self._url)
+        stream = RpcStream(u.hostname, u.port, u.path, self._auth_header,
+                           tls=u.scheme == "https")
+        try:
+            await self._watch_tips_on(stream, takes_tip, delay)
+        finally:
+            stream.close()
+
+    async def _watch_tips_on(self, stream: RpcStream, takes_tip: bool, delay: float) -> None:
         while self._running:
             known = btc.hash_hex(self._tip) if self._tip else None
             params = [int(self.tip_wait * 1000)] + ([known] if known and takes_tip else [])
             try:
-                r = await self.call("waitfornewblock", *params, timeout=self.tip_wait + 15)
+                r = await stream.call("waitfornewblock", *params, timeout=self.tip_wait + 15)
             except RpcTimeout:
                 continue
             except RpcError as e:
                 if not self._running:
                     return
+                self.rpc_errors["reply" if e.code is not None else "unreachable"] += 1
                 if e.code in (-1, -8) and takes_tip and known:  # no current_tip parameter
                     takes_tip = False
                     continue

@@ -1,0 +1,125 @@
+"""The tip watch's JSON-RPC connection on the event loop (sources/rpc_stream.py), against
+a small HTTP server that answers the way bitcoind's does (HTTP/1.1, Content-Length,
+keep-alive; JSON-RPC errors as a JSON body with the node's code; 401 with no body)."""
+
+import asyncio
+import json
+
+import pytest
+
+from sv2ffi.errors import RpcError
+from sv2ffi.tp.sources.rpc_stream import RpcStream, RpcTimeout
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def http_server(answer):
+    """A server that calls ``answer(request_json, n)`` for each request on a connection
+    and writes the bytes it returns (None: close without answering)."""
+    seen = []
+
+    async def on_conn(reader, writer):
+        n = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                              if h.lower().startswith(b"content-length")][0])
+                req = json.loads(await reader.readexactly(length))
+                seen.append((head, req))
+                n += 1
+                out = answer(req, n)
+                if out is None:
+                    break
+                writer.write(out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+def reply(obj, status=b"200 OK", extra=b""):
+    body = json.dumps(obj).encode()
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + extra
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def test_results_come_back_on_one_kept_connection_with_our_credentials():
+    async def main():
+        server, port, seen = await http_server(
+            lambda req, n: reply({"result": {"hash": "ab" * 32, "height": n}, "error": None,
+                                  "id": req["id"]}))
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic dTpw")
+        try:
+            assert await s.call("waitfornewblock", 100, timeout=5) == {"hash": "ab" * 32,
+                                                                       "height": 1}
+            assert (await s.call("waitfornewblock", 100, "cd" * 32, timeout=5))["height"] == 2
+        finally:
+            s.close()
+            server.close()
+        assert len(seen) == 2 and b"Authorization: Basic dTpw" in seen[0][0]
+        assert seen[1][1]["method"] == "waitfornewblock" and seen[1][1]["params"] == [100, "cd" * 32]
+    run(main())
+
+
+def test_node_errors_keep_their_code_and_401_says_credentials():
+    async def main():
+        answers = iter([
+            reply({"result": None, "error": {"code": -8, "message": "bad param"}, "id": 1},
+                  b"500 Internal Server Error"),
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"])
+        server, port, _ = await http_server(lambda req, n: next(answers))
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        try:
+            with pytest.raises(RpcError) as e:
+                await s.call("waitfornewblock", timeout=5)
+            assert e.value.code == -8 and "bad param" in str(e.value)
+            with pytest.raises(RpcError, match="credentials"):
+                await s.call("waitfornewblock", timeout=5)
+        finally:
+            s.close()
+            server.close()
+    run(main())
+
+
+def test_a_kept_connection_the_node_closed_is_reopened_once():
+    async def main():
+        # the first connection answers once, then closes on the next request
+        server, port, seen = await http_server(
+            lambda req, n: reply({"result": n, "error": None, "id": 1}) if n == 1 else None)
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        try:
+            assert await s.call("getblockcount", timeout=5) == 1
+            assert await s.call("getblockcount", timeout=5) == 1  # a new connection's first
+        finally:
+            s.close()
+            server.close()
+        assert len(seen) == 3
+    run(main())
+
+
+def test_timeouts_unreachable_nodes_and_bad_replies_are_typed():
+    async def main():
+        server, port, _ = await http_server(lambda req, n: b"")  # never answers
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        with pytest.raises(RpcTimeout):
+            await s.call("waitfornewblock", timeout=0.2)
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(RpcError, match="unreachable"):
+            await RpcStream("127.0.0.1", port, "/", lambda: b"Basic x").call("x", timeout=5)
+        for bad in (b"SSH-2.0-OpenSSH\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\n\r\n"):
+            server, port, _ = await http_server(lambda req, n, bad=bad: bad)
+            s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+            with pytest.raises(RpcError):
+                await s.call("x", timeout=5)
+            s.close()
+            server.close()
+    run(main())
