@@ -164,6 +164,40 @@ def serve_clients(pipe, port: int, key, n: int, **constraints) -> None:
         c.close()
 
 
+def raw_rpc(sock: socket.socket, cookie_path, method: str, params: list) -> tuple:
+    """One JSON-RPC call on a raw HTTP/1.1 socket (kernel stamps on): (stamp of the
+    reply's first bytes, stamp of its last, the reply's JSON bytes), undecoded."""
+    auth = base64.b64encode(open(cookie_path, "rb").read().strip()).decode()
+    body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method,
+                       "params": params}).encode()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic "
+                 + auth.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    buf, first, last = bytearray(), None, None
+    length = start = None
+    while True:
+        data, kernel, user = stamped_recv(sock, 1 << 20)
+        if not data:
+            raise ConnectionError("node closed the RPC connection")
+        last = kernel if kernel is not None else user
+        first = first if first is not None else last
+        buf += data
+        if length is None:
+            head, sep, _rest = bytes(buf).partition(b"\r\n\r\n")
+            if sep:
+                start = len(head) + 4
+                length = start + int([h.split(b":", 1)[1] for h in head.split(b"\r\n")
+                                      if h.lower().startswith(b"content-length:")][0])
+        if length is not None and len(buf) >= length:
+            return first, last, bytes(buf[start:length])
+
+
+def rpc_socket(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=120)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    return sock
+
+
 def waitfornewblock_arrivals(host: str, port: int, cookie_path, arrivals: dict, stop,
                              poll_ms: int = 500) -> None:
     """The node's own tip signal, kernel-stamped: ``waitfornewblock`` long-polls on a raw
@@ -173,29 +207,10 @@ def waitfornewblock_arrivals(host: str, port: int, cookie_path, arrivals: dict, 
     while not stop.is_set():
         try:
             if sock is None:
-                sock = socket.create_connection((host, port), timeout=30)
-                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            auth = base64.b64encode(open(cookie_path, "rb").read().strip()).decode()
-            params = [poll_ms] + ([cur] if cur else [])
-            body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": "waitfornewblock",
-                               "params": params}).encode()
-            sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic "
-                         + auth.encode() + b"\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-            buf, first = b"", None
-            while True:
-                data, kernel, user = stamped_recv(sock)
-                if not data:
-                    raise ConnectionError("node closed the RPC connection")
-                first = first if first is not None else (kernel if kernel is not None else user)
-                buf += data
-                head, sep, rest = buf.partition(b"\r\n\r\n")
-                if sep:
-                    length = int([h.split(b":", 1)[1] for h in head.split(b"\r\n")
-                                  if h.lower().startswith(b"content-length:")][0])
-                    if len(rest) >= length:
-                        break
-            r = json.loads(rest[:length])["result"]
+                sock = rpc_socket(host, port)
+            first, _last, raw = raw_rpc(sock, cookie_path, "waitfornewblock",
+                                        [poll_ms] + ([cur] if cur else []))
+            r = json.loads(raw)["result"]
         except (OSError, ValueError, KeyError, IndexError, TypeError):
             if sock is not None:
                 sock.close()

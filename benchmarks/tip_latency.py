@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from arrivals import serve_clients, waitfornewblock_arrivals  # noqa: E402
+from arrivals import (raw_rpc, rpc_socket, serve_clients,  # noqa: E402
+                      waitfornewblock_arrivals)
 from core_node import (BITCOIN_CLI, BITCOIN_NODE, BITCOIND, SV2TP, RealNode,  # noqa: E402
                        Sv2Tp, free_port)
 
@@ -313,6 +314,29 @@ def measure(node, tp, n: int, tips: int) -> dict:
             "full50": pct(full_lat, 50)}
 
 
+def node_gbt(node, tips: int) -> list:
+    """The node's own getblocktemplate time right after a tip, with no TP attached (the
+    floor of the full-template column): a block is submitted, and once it is the tip a
+    getblocktemplate is timed from the request to the last byte of the reply (undecoded)."""
+    port = int(node.url.rsplit(":", 1)[1].strip("/"))
+    times = []
+    sock = rpc_socket("127.0.0.1", port)
+    try:
+        for _ in range(tips):
+            node.refill()
+            prepared = node.prepare()
+            node.submit(prepared)
+            node.best()
+            t0 = time.monotonic()
+            _first, last, raw = raw_rpc(sock, node.cookie, "getblocktemplate",
+                                        [{"rules": ["segwit"]}])
+            times.append((last - t0) * 1000)
+            time.sleep(0.2)
+    finally:
+        sock.close()
+    return times
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", default="1,10,100")
@@ -329,6 +353,7 @@ def main(argv=None) -> int:
         BuiltinNode(args.mempool, work / "node")
     results: dict = {}
     try:
+        gbt = node_gbt(node, max(5, args.tips // 2))
         makers = [("sv2ffi rpc", lambda d: Sv2ffiTp(node, "rpc", d))]
         if getattr(node, "ipc", False):
             makers.append(("sv2ffi ipc", lambda d: Sv2ffiTp(node, "ipc", d)))
@@ -351,6 +376,8 @@ def main(argv=None) -> int:
     print(f"node: {node.kind}; mempool kept at {args.mempool} transactions; {args.tips} tips "
           f"per run; medians of {args.runs} runs (ms).  Arrivals are kernel receive stamps at "
           f"the client socket; 'read' is when the client process read it")
+    print(f"the node's own getblocktemplate right after a tip (no TP attached): p50 "
+          f"{statistics.median(gbt):.2f} ms, p99 {pct(gbt, 99):.2f} ms (request to last byte)")
     print(f"{'TP':<11} {'N':>4} | {'from notify p50':>15} {'p99':>7} {'slowest p99':>11} | "
           f"{'read p50':>8} {'p99':>7} | {'from zmq p50':>12} {'p99':>7} | "
           f"{'from submit p50':>15} {'p99':>7} | {'missed':>8} | {'full tpl p50':>12}")

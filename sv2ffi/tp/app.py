@@ -203,6 +203,10 @@ async def serve_tp(args, datadir: Path) -> int:
     return 0
 
 
+#: seconds a thread may hold the interpreter lock while another waits (default 0.005)
+TIP_SWITCH_INTERVAL = 0.0005
+
+
 def run_tp(args) -> int:
     warnings: list = []
     try:
@@ -226,6 +230,12 @@ def run_tp(args) -> int:
             a.startswith("--rpc-password=") for a in getattr(args, "argv", ())):
         log.warning("--rpc-password is visible to every user of this machine (ps); prefer "
                     "--rpc-password-file, $%s or sv2ffi.conf", RPC_PASSWORD_ENV)
+    # The event loop answers tips; the source's pool threads parse getblocktemplate
+    # replies (tens of milliseconds of pure Python for thousands of transactions).  With
+    # the interpreter's default 5 ms switch interval a tip arriving during a parse waits
+    # up to 5 ms for the lock; at 0.5 ms the parse runs a little slower and the tip does
+    # not wait.  Only the standalone TP sets this: an embedding process keeps its own.
+    sys.setswitchinterval(TIP_SWITCH_INTERVAL)
     try:
         if args.chain is None:
             args.chain = asyncio.run(learn_chain(args))

@@ -150,6 +150,10 @@ class RpcSource(Source):
         self.tip_signals = {"zmq": 0, "waitfornewblock": 0, "submitblock": 0, "predicted": 0,
                             "corrected": 0}
         self._fast_pending: set = set()
+        #: one getblocktemplate (and its mempool mark) at a time: the poll's and a tip's
+        self._refresh_lock: Optional[asyncio.Lock] = None
+        self._kick: Optional[asyncio.Task] = None
+        self._kick_again = False
 
     def describe(self) -> str:
         how = f"ZMQ hashblock {self.zmq_hashblock}" if self.zmq_hashblock else "long-poll"
@@ -234,6 +238,7 @@ class RpcSource(Source):
     async def start(self) -> None:
         self._running = True
         self.ready = asyncio.Event()
+        self._refresh_lock = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -246,9 +251,10 @@ class RpcSource(Source):
                         sock.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._kick):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))
         for conn in list(self._kept):
@@ -406,20 +412,48 @@ class RpcSource(Source):
         """A poll: a new getblocktemplate only when the mempool (size, bytes, fees) or the
         tip moved since the last one, or ``full_refresh`` seconds passed.  A quiet node then
         costs one small call per poll, not a multi-megabyte template to decode."""
-        try:
-            info = await self.call("getmempoolinfo")
-            mark = (info.get("size"), info.get("bytes"), str(info.get("total_fee")), self._tip)
-        except RpcError as e:
-            if e.code is None:
-                raise
-            mark = None  # a node without it: always refresh
-        now = time.monotonic()
-        if mark is not None and mark == self._mempool_mark and \
-                now - self._refreshed_at < self.full_refresh:
-            self.skipped_polls += 1
+        await self._refresh_marked(only_if_changed=True)
+
+    async def _refresh_marked(self, only_if_changed: bool = False) -> None:
+        """getblocktemplate with the mempool's mark taken just before it (so a change
+        racing the call is seen by the next poll), one at a time."""
+        async with self._refresh_lock:
+            try:
+                info = await self.call("getmempoolinfo")
+                mark = (info.get("size"), info.get("bytes"), str(info.get("total_fee")),
+                        self._tip)
+            except RpcError as e:
+                if e.code is None:
+                    raise
+                mark = None  # a node without it: always refresh
+            now = time.monotonic()
+            if only_if_changed and mark is not None and mark == self._mempool_mark and \
+                    now - self._refreshed_at < self.full_refresh:
+                self.skipped_polls += 1
+                return
+            await self._refresh()
+            self._mempool_mark, self._refreshed_at = mark, now
+
+    def _kick_refresh(self) -> None:
+        """A new tip went out: fetch its full template now.  With ZMQ the poll loop would
+        fetch it at the next hashblock message, which bitcoind publishes only after its
+        wallet has processed the block (up to a second later with a busy wallet), or at
+        the next poll.  (Long-poll mode needs no kick: the long-poll returns at the tip.)"""
+        if not self.zmq_hashblock or not self._running or self._refresh_lock is None:
             return
-        await self._refresh()
-        self._mempool_mark, self._refreshed_at = mark, now
+        self._kick_again = True
+        if self._kick is None or self._kick.done():
+            self._kick = asyncio.get_running_loop().create_task(self._kicked_refresh())
+
+    async def _kicked_refresh(self) -> None:
+        # a tip arriving while this one's getblocktemplate is in flight gets another
+        while self._kick_again and self._running:
+            self._kick_again = False
+            try:
+                await self._refresh_marked()
+            except (RpcError, InvalidTemplateError) as e:  # the poll loop retries, reports
+                log.debug("template after a new tip: %s", e)
+                return
 
     # ---- fast tip switch ----------------------------------------------------------------
 
@@ -442,6 +476,7 @@ class RpcSource(Source):
                 self._set_tip(tip)
                 self.tip_signals[via] += 1
                 self.sink.on_tip(tip)
+                self._kick_refresh()
         finally:
             self._fast_pending.discard(block_hash)
 
@@ -458,6 +493,7 @@ class RpcSource(Source):
         self._set_tip(tip)  # its header joins self._chain once _verify_tip has read it
         self.tip_signals["predicted"] += 1
         self.sink.on_tip(tip)
+        self._kick_refresh()
         asyncio.get_running_loop().create_task(self._verify_tip(block_hash, tip))
         return True
 
