@@ -160,11 +160,11 @@ class BuiltinNode:
 class CoreNode:
     """A real regtest Bitcoin Core (tests/core_node.py) with a wallet-funded mempool."""
 
-    def __init__(self, exe: str, mempool: int):
+    def __init__(self, exe: str, mempool: int, coins: int = 0):
         self.ipc = exe == BITCOIN_NODE
         self.kind = f"Bitcoin Core {Path(exe).name} (regtest)"
         self.node = RealNode(exe, zmq=True, ipc=self.ipc).start()
-        self.node.fund_wallet(coins=max(1000, mempool * 4))
+        self.node.fund_wallet(coins=coins or max(1000, mempool * 4))
         self.zmq, self.url, self.cookie = self.node.zmq, self.node.url, self.node.cookie
         self.mempool = mempool
         self.refill()

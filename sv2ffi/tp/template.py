@@ -77,11 +77,19 @@ class TxInterner:
 
     def get(self, wtxid: bytes, fee: Optional[int], sigops: int, parents: tuple,
             make: Callable[[], TemplateTx]) -> TemplateTx:
+        t = self.find(wtxid, fee, sigops, parents)
+        return t if t is not None else self.add(make())
+
+    def find(self, wtxid: bytes, fee: Optional[int], sigops: int,
+             parents: tuple) -> Optional[TemplateTx]:
+        """The live transaction with these values, or None (then build it and ``add``)."""
         t = self._live.get(wtxid)
         if t is not None and t.fee == fee and t.sigops == sigops and t.parents == parents:
             return t
-        t = make()
-        self._live[wtxid] = t
+        return None
+
+    def add(self, t: TemplateTx) -> TemplateTx:
+        self._live[t.wtxid] = t
         return t
 
     def __len__(self) -> int:

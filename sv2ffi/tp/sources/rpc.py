@@ -58,16 +58,27 @@ def parse_gbt(j: dict, network: btc.Network, interner: Optional[TxInterner] = No
         interner = TxInterner()
     try:
         txs: list = []
+        # per transaction this runs thousands of times a poll: a warm mempool costs a
+        # lookup each, no hex decoded and no object built
         for n, t in enumerate(j["transactions"]):
-            deps = [int(d) - 1 for d in t.get("depends", ())]
-            if any(not 0 <= d < n for d in deps):
-                raise InvalidTemplateError(f"getblocktemplate: transaction {n} depends on a "
-                                           "later one")
-            parents = tuple(sorted(txs[d].txid for d in deps))
-            wtxid = btc.hash_from_hex(t.get("hash", t["txid"]))
-            txs.append(interner.get(wtxid, int(t["fee"]), int(t.get("sigops", 0)), parents,
-                                    lambda t=t, wtxid=wtxid, parents=parents: _gbt_tx(
-                                        t, wtxid, parents)))
+            deps = t.get("depends")
+            if deps:
+                found = []
+                for d in deps:
+                    d = int(d) - 1
+                    if not 0 <= d < n:
+                        raise InvalidTemplateError(f"getblocktemplate: transaction {n} "
+                                                   "depends on a later one")
+                    found.append(txs[d].txid)
+                parents = tuple(sorted(found))
+            else:
+                parents = ()
+            wtxid = bytes.fromhex(t.get("hash") or t["txid"])[::-1]
+            if len(wtxid) != 32:
+                raise ValueError(f"transaction {n}: a hash is 32 bytes")
+            fee, sigops = int(t["fee"]), int(t.get("sigops", 0))
+            tx = interner.find(wtxid, fee, sigops, parents)
+            txs.append(tx if tx is not None else interner.add(_gbt_tx(t, wtxid, parents)))
         tpl = BlockTemplate(network, int(j["height"]), btc.hash_from_hex(j["previousblockhash"]),
                             int(j["version"]), int(j["bits"], 16), int(j["curtime"]),
                             int(j["coinbasevalue"]), txs, min_time=int(j.get("mintime", 0)))

@@ -1,0 +1,106 @@
+"""Where a full template's time goes in the TP, after the node's getblocktemplate reply
+has arrived (not run by pytest).
+
+The issue's goal for the full template after a tip is the node's own getblocktemplate
+time plus 5 ms.  This prints, for a ``--txs``-transaction template (the built-in chain's
+getblocktemplate JSON, the same shape as bitcoind's), each step the RPC source and the TP
+core take, next to floors measured in the same run: decoding the JSON reply (the stdlib
+decoder python-bitcoinrpc uses), turning it into a BlockTemplate with a cold and a warm
+transaction interner (``parse_gbt``), building the clients' work (``new_template``:
+coinbase merkle path and witness commitment, two merkle trees of sha256d), and the floor
+of hashing the same number of 64-byte nodes with hashlib alone.  Medians of ``--reps``.
+
+    .venv/bin/python benchmarks/full_template.py [--txs 3000] [--reps 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import decimal
+import hashlib
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from sv2ffi import bitcoin as btc  # noqa: E402
+from sv2ffi.messages import CoinbaseOutputConstraints, SetupConnection  # noqa: E402
+from sv2ffi.tp.core import TemplateProviderCore, TipInfo, TpConfig  # noqa: E402
+from sv2ffi.tp.regtest import RegtestChain  # noqa: E402
+from sv2ffi.tp.regtest_rpc import RegtestRpcServer  # noqa: E402
+from sv2ffi.tp.sources.rpc import parse_gbt  # noqa: E402
+from sv2ffi.tp.template import TxInterner  # noqa: E402
+
+
+def timed(fn, reps: int) -> float:
+    xs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        xs.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(xs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--txs", type=int, default=3000)
+    ap.add_argument("--reps", type=int, default=7)
+    args = ap.parse_args()
+    chain = RegtestChain(seed=3)
+    made = 0
+    while made < args.txs:
+        made += chain.add_random_transactions(args.txs - made)
+    j = RegtestRpcServer(chain, user="bench", password="bench")._template_json()
+    raw = json.dumps(j).encode()
+    net = btc.NETWORKS["regtest"]
+    n = len(j["transactions"])
+
+    decode = timed(lambda: json.loads(raw, parse_float=decimal.Decimal), args.reps)
+    cold = timed(lambda: parse_gbt(j, net, TxInterner()), args.reps)
+    interner = TxInterner()
+    kept = parse_gbt(j, net, interner)  # noqa: F841 - keeps the interner's entries alive
+    warm = timed(lambda: parse_gbt(j, net, interner), args.reps)
+
+    core = TemplateProviderCore(TpConfig())
+    now = 1000.0
+    sid = core.open_session(now)
+    core.receive(sid, SetupConnection(protocol=2, min_version=2, max_version=2, flags=0,
+                                      endpoint_host="", endpoint_port=0, vendor="bench",
+                                      hardware_version="", firmware="", device_id=""), now)
+    core.receive(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=100,
+                                                coinbase_output_max_additional_sigops=10), now)
+    builds = []
+    for k in range(args.reps):
+        tpl = parse_gbt(j, net, interner)
+        tpl.prev_hash, tpl.height = bytes([k + 1]) + bytes(31), tpl.height + k
+        core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time), now)
+        t0 = time.perf_counter()
+        eff = core.new_template(tpl, now)
+        builds.append((time.perf_counter() - t0) * 1e3)
+        assert eff.sends
+        now += 1
+    build = statistics.median(builds)
+
+    node = bytes(64)
+
+    def hashes():
+        for _ in range(2 * n):
+            hashlib.sha256(hashlib.sha256(node).digest()).digest()
+    floor = timed(hashes, args.reps)
+
+    print(f"a {n}-transaction template ({len(raw) / 1e6:.2f} MB of getblocktemplate JSON); "
+          f"medians of {args.reps}, ms")
+    print(f"  decode the JSON reply (json, Decimal floats)     {decode:8.2f}")
+    print(f"  parse_gbt, cold interner (hex decoded)            {cold:8.2f}")
+    print(f"  parse_gbt, warm interner (a poll after a tip)     {warm:8.2f}")
+    print(f"  new_template: the clients' work, encoded          {build:8.2f}")
+    print(f"    floor: {2 * n} sha256d of 64 bytes (hashlib)     {floor:8.2f}")
+    print(f"  after the reply, a warm tip's full template       {decode + warm + build:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
