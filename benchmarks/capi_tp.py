@@ -13,8 +13,9 @@ that tip, for three ways of running the same TP core, measured in the same run:
 
 Every pushed template carries the same mempool (--mempool transactions, 1,000 by default,
 about 140 KB), as a node's block assembler would push right after a block: the new tip
-must not wait for those to be parsed.  Clients run in a child process; times are
-CLOCK_MONOTONIC, system-wide on Linux, so the processes' timestamps compare directly.
+must not wait for those to be parsed.  Clients run in a child process and date arrivals
+with the kernel's receive stamps (benchmarks/arrivals.py); times are CLOCK_MONOTONIC,
+system-wide on Linux, so the processes' timestamps compare directly.
 
     .venv/bin/python benchmarks/capi_tp.py [--rounds 20] [--clients 1,10,100] [--mempool 1000]
 """
@@ -95,7 +96,7 @@ def measure(push, templates: list[bytes], n: int, port: int, key: str):
     try:
         for k in range(1, len(templates)):
             t0, t1 = push(k)
-            pipe.send({"tip": prev_hash(templates[k]), "full": True})
+            pipe.send({"tip": prev_hash(templates[k])[::-1].hex(), "full": True})
             assert pipe.poll(T), "clients did not report"
             res = pipe.recv()
             if k == 1:
@@ -190,7 +191,7 @@ def main() -> int:
         for n in [int(x) for x in args.clients.split(",")]:
             c_snph, c_full, c_call = bench_capi(driver, templates_file, templates, n)
             p_snph, p_full, _ = bench_python_push(templates, n)
-            t_snph, _, _ = tpb.bench_tp(n, args.rounds, args.mempool)
+            t_snph, _, _, _ = tpb.bench_tp(n, args.rounds, args.mempool)
             ratio = statistics.median(c_snph) / statistics.median(t_snph)
             print(f"{n:>4} | {fmt(c_snph)} {fmt(c_full)} {statistics.median(c_call):9.2f} | "
                   f"{fmt(p_snph)} {fmt(p_full)} | {fmt(t_snph)} | {ratio:7.2f}x", flush=True)
