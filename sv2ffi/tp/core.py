@@ -471,10 +471,19 @@ class TemplateProviderCore:
             del self.groups[c]
         for g in self.groups.values():
             g.current, g.built_from, g.sent_fees, g.pending, g.fresh_tip = st, None, 0, False, True
-        log.info("new tip %s: height %d, SetNewPrevHash(template %d) to %d clients",
-                 btc.hash_hex(tip.prev_hash), tip.height - 1, st.template_id, len(active))
-        self._next_empty = Work.empty(tip.height + 1, self._like_template(tip.height + 1))
+        if log.isEnabledFor(logging.DEBUG):  # the service logs the tip once it is written
+            log.debug("new tip %s: height %d, SetNewPrevHash(template %d) to %d clients",
+                      btc.hash_hex(tip.prev_hash), tip.height - 1, st.template_id, len(active))
         return eff
+
+    def prepare_next_tip(self) -> None:
+        """Build the next height's empty work now, so that at the next tip only its header
+        fields are new.  Adapters call this once a tip's messages are written (it is not
+        part of ``new_tip``: nothing on the way to the clients' sockets should be)."""
+        tip = self.tip
+        if tip is not None and (self._next_empty is None
+                                or self._next_empty.height != tip.height + 1):
+            self._next_empty = Work.empty(tip.height + 1, self._like_template(tip.height + 1))
 
     def _like_template(self, height: int) -> BlockTemplate:
         """Header version and coinbase form for empty work: the newest source template's."""

@@ -186,9 +186,11 @@ class TpMetrics:
         self._finish_tip(incomplete=True)
         self.tip_height = tip.height
         pending = {sid for sid, m in eff.sends if m.__class__ is SetNewPrevHash}
-        # no clients: nothing to wait for (the core's own line reports the tip)
         self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff.sends)
                      if pending else None)
+        if not pending:  # nothing to wait for: the tip's line now (else once it is written)
+            log.info("new tip %s: block height %d, no clients to send it to",
+                     btc.hash_hex(tip.prev_hash), tip.height - 1)
 
     def on_written(self, sends: list, unwritten: set) -> None:
         """Messages were written to clients' sockets: ``sends`` as (sid, message), except

@@ -164,6 +164,7 @@ class TpService:
         finally:
             if collecting:
                 gc.enable()
+        asyncio.get_running_loop().call_soon(self.core.prepare_next_tip)
 
     def on_tip_correction(self, tip: TipInfo) -> None:
         if not self._stopping:
