@@ -25,9 +25,9 @@ from typing import Optional
 from ..connection import CERT_BACKDATE, Connection
 from ..errors import InvalidValueError, ProtocolViolationError, Sv2Error
 from ..framing import encode_message
-from ..schema import ERROR_CODES, FRAME_HEADER_SIZE
 from ..keys import Certificate, DatadirKeys, load_datadir_keys
 from ..messages import SetupConnectionError
+from ..schema import ERROR_CODES, FRAME_HEADER_SIZE
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
 from .listener import WRITE_TIMEOUT, ClientProtocol, Limits, TpListener
 from .metrics import TpMetrics
