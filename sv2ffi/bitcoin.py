@@ -118,6 +118,63 @@ class Reader:
         return len(self.buf) - self.pos
 
 
+def _scan_size(buf: bytes, pos: int) -> tuple:
+    """A CompactSize at ``pos`` -> (value, position after it); no canonical-form check
+    (``block_transactions`` leaves that to the full parser)."""
+    first = buf[pos]
+    if first < 0xFD:
+        return first, pos + 1
+    width = 2 if first == 0xFD else 4 if first == 0xFE else 8
+    return int.from_bytes(buf[pos + 1:pos + 1 + width], "little"), pos + 1 + width
+
+
+def block_transactions(block: bytes) -> list:
+    """A serialized block's transactions as (bytes, txids its inputs spend), found from
+    the lengths alone, without decoding scripts or building objects.
+
+    For templates a node hands over whole (the IPC source's ``getBlock``): most of their
+    transactions were in the previous template too, and a transaction whose bytes (its
+    wtxid) are already known needs no parse at all.  Anything unknown still goes through
+    ``Tx.from_bytes``, which checks what this does not (canonical sizes, the segwit flag).
+    Raises BitcoinDecodeError when the lengths do not add up to the block."""
+    buf = block
+    size = len(buf)
+    try:
+        n, pos = _scan_size(buf, 80)
+        out = []
+        for _ in range(n):
+            start = pos
+            pos += 4
+            segwit = buf[pos] == 0
+            if segwit:
+                pos += 2  # marker and flag
+            n_in, pos = _scan_size(buf, pos)
+            spends = []
+            for _ in range(n_in):
+                spends.append(buf[pos:pos + 32])
+                length, pos = _scan_size(buf, pos + 36)
+                pos += length + 4
+            n_out, pos = _scan_size(buf, pos)
+            for _ in range(n_out):
+                length, pos = _scan_size(buf, pos + 8)
+                pos += length
+            if segwit:
+                for _ in range(n_in):
+                    items, pos = _scan_size(buf, pos)
+                    for _ in range(items):
+                        length, pos = _scan_size(buf, pos)
+                        pos += length
+            pos += 4
+            if pos > size:
+                raise BitcoinDecodeError("a transaction runs past the end of the block")
+            out.append((buf[start:pos], spends))
+    except IndexError:
+        raise BitcoinDecodeError("the block ends inside a transaction") from None
+    if pos != size:
+        raise BitcoinDecodeError(f"{size - pos} bytes after the block's last transaction")
+    return out
+
+
 def compact_size(n: int) -> bytes:
     if n < 0:
         raise ValueError("compact size of a negative number")

@@ -235,3 +235,35 @@ def test_next_work_required_matches_the_real_chain(case):
                          b.HeaderInfo(walk["stops_at_height"], 0, int(walk["stops_at_bits"], 16)))
     got = b.next_work_required(net, tip, case["ntime_h"], known.__getitem__)
     assert got == hx("expected_nbits"), f"{got:08x} != {case['expected_nbits']}"
+
+
+def test_block_transactions_finds_what_the_full_parser_finds():
+    """The IPC source splits a node's template block by lengths only (known transactions
+    are not parsed again): the pieces must be exactly the parser's transactions, legacy
+    and segwit, with the txids their inputs spend."""
+    from sv2ffi.tp.regtest import RegtestChain
+    chain = RegtestChain(seed=11)
+    chain.add_random_transactions(60)
+    blk = chain.mine_template(chain.block_template())
+    legacy = b.Tx(2, [b.TxIn(b"\x42" * 32, 1, b"\x51" * 300, 0xFFFFFFFE)],
+                  [b.TxOut(5, b"\x6a" * 260), b.TxOut(6, b"")], 7)
+    blk.txs.append(legacy)
+    raw = blk.serialize()
+    found = b.block_transactions(raw)
+    parsed = b.Block.from_bytes(raw).txs
+    assert [r for r, _ in found] == [t.serialize(True) for t in parsed]
+    assert [s for _, s in found] == [[i.prev_txid for i in t.vin] for t in parsed]
+    assert any(t.has_witness for t in parsed[1:]) and not parsed[-1].has_witness
+    assert len(found) == len(parsed) > 60
+
+
+@pytest.mark.parametrize("cut", [1, 5, 40, 200])
+def test_block_transactions_refuses_blocks_whose_lengths_do_not_add_up(cut):
+    from sv2ffi.tp.regtest import RegtestChain
+    chain = RegtestChain(seed=12)
+    chain.add_random_transactions(5)
+    raw = chain.mine_template(chain.block_template()).serialize()
+    with pytest.raises(BitcoinDecodeError):
+        b.block_transactions(raw[:-cut])
+    with pytest.raises(BitcoinDecodeError):
+        b.block_transactions(raw + bytes(cut))

@@ -329,6 +329,39 @@ def test_template_from_node_maps_cores_fields():
         template_from_node(block.serialize(), fees[:-1], sigops, fields, REGTEST)
 
 
+def test_template_from_node_reuses_known_transactions_and_checks_new_ones():
+    """A node template mostly repeats the previous one's transactions: those are found by
+    their bytes (wtxid) without a parse; any change (fee, bytes) makes a new one, and a
+    block that is not one is refused whole."""
+    from core_ipc_double import build_template
+    from sv2ffi.tp.regtest import RegtestChain
+    from sv2ffi.tp.template import TxInterner
+    chain = RegtestChain(seed=4)
+    chain.add_random_transactions(12)
+    block, fees, sigops, cb = build_template(chain, 8000, 400, True)
+    fields = CoinbaseFields(cb["version"], cb["sequence"], cb["scriptSigPrefix"], cb["witness"],
+                            cb["blockRewardRemaining"], tuple(cb["requiredOutputs"]),
+                            cb["lockTime"])
+    raw = block.serialize()
+    interner = TxInterner()
+    first = template_from_node(raw, fees, sigops, fields, REGTEST, interner)
+    again = template_from_node(raw, fees, sigops, fields, REGTEST, interner)
+    assert all(a is b for a, b in zip(first.txs, again.txs)) and len(first.txs) == 12
+    assert [t.data for t in first.txs] == [t.serialize(True) for t in block.txs[1:]]
+    assert [t.txid for t in first.txs] == [t.txid for t in block.txs[1:]]
+    bumped = list(fees)
+    bumped[3] += 1
+    more = dataclasses.replace(fields, reward_remaining=fields.reward_remaining + 1)
+    third = template_from_node(raw, bumped, sigops, more, REGTEST, interner)
+    assert third.txs[3] is not first.txs[3] and third.txs[3].fee == bumped[3]
+    assert all(a is b for i, (a, b) in enumerate(zip(first.txs, third.txs)) if i != 3)
+    with pytest.raises(InvalidTemplateError, match="not a block"):
+        template_from_node(raw[:-3], fees, sigops, fields, REGTEST, interner)
+    two = btc.Block(block.header, block.txs + [block.txs[0]])
+    with pytest.raises(InvalidTemplateError, match="second coinbase"):
+        template_from_node(two.serialize(), fees + [0], sigops + [0], fields, REGTEST)
+
+
 def test_socket_path_follows_cores_ipcconnect_rules(tmp_path):
     main, regtest = btc.NETWORKS["main"], btc.NETWORKS["regtest"]
     assert socket_path("unix", regtest, tmp_path) == tmp_path / "regtest" / "node.sock"

@@ -99,10 +99,14 @@ def template_from_node(block: bytes, fees, sigops, cb: CoinbaseFields,
     one these transactions give); other required outputs are passed on as they are.
     """
     try:
-        blk = btc.Block.from_bytes(block)
+        header = btc.BlockHeader.from_bytes(block[:80])
+        found = btc.block_transactions(block)
+        if not found:
+            raise BitcoinDecodeError("block without transactions")
+        btc.Tx.from_bytes(found[0][0])  # the node's placeholder coinbase: only checked
     except BitcoinDecodeError as e:
         raise InvalidTemplateError(f"node template: getBlock is not a block: {e}") from None
-    txs = blk.txs[1:]
+    txs = found[1:]
     if len(fees) != len(txs) or len(sigops) != len(txs):
         raise InvalidTemplateError(f"node template: {len(txs)} transactions but {len(fees)} fees "
                                    f"and {len(sigops)} sigops")
@@ -118,17 +122,28 @@ def template_from_node(block: bytes, fees, sigops, cb: CoinbaseFields,
         raise InvalidTemplateError(f"node template: getCoinbaseTx: {e}") from None
     if not cb.script_sig_prefix.startswith(btc.bip34_height_push(height)):
         raise InvalidTemplateError("node template: scriptSigPrefix is not a BIP34 height")
+    if interner is None:
+        interner = TxInterner()
     seen: set = set()
     ttxs = []
-    for i, tx in enumerate(txs):
-        if tx.is_coinbase:
-            raise InvalidTemplateError("node template: a second coinbase")
-        parents = tuple(dict.fromkeys(x.prev_txid for x in tx.vin if x.prev_txid in seen))
+    for i, (raw, spends) in enumerate(txs):
+        # a transaction already held (same bytes: same wtxid) is not parsed again
+        parents = tuple(dict.fromkeys(p for p in spends if p in seen))
         fee, sig = int(fees[i]), int(sigops[i])
-        make = (lambda tx=tx, fee=fee, sig=sig, parents=parents:
-                TemplateTx.from_tx(tx, fee, parents, sigops=sig))
-        ttxs.append(make() if interner is None else interner.get(tx.wtxid, fee, sig, parents, make))
-        seen.add(tx.txid)
+        t = interner.find(btc.sha256d(raw), fee, sig, parents)
+        if t is None or t.data != raw:
+            try:
+                tx = btc.Tx.from_bytes(raw)
+            except BitcoinDecodeError as e:
+                raise InvalidTemplateError(f"node template: transaction {i + 1}: {e}") from None
+            if tx.is_coinbase:
+                raise InvalidTemplateError("node template: a second coinbase")
+            if [x.prev_txid for x in tx.vin] != spends:  # the scan and the parse disagree
+                raise InvalidTemplateError(f"node template: transaction {i + 1} does not "
+                                           "parse as it scans")
+            t = interner.add(TemplateTx.from_tx(tx, fee, parents, sigops=sig))
+        ttxs.append(t)
+        seen.add(t.txid)
     commits = [o for o in outputs if len(o.script_pubkey) >= 38
                and o.script_pubkey[:2] == bytes((btc.OP_RETURN, 0x24))
                and o.script_pubkey[2:6] == btc.WITNESS_COMMITMENT_HEADER]
@@ -146,8 +161,8 @@ def template_from_node(block: bytes, fees, sigops, cb: CoinbaseFields,
         raise InvalidTemplateError(
             f"node template at height {height}: reward {paid} sat is not the {network.name} "
             f"subsidy {subsidy} + fees {total_fees} (is --chain right?)")
-    return BlockTemplate(network, height, blk.header.prev_hash, blk.header.version,
-                         blk.header.bits, blk.header.time, subsidy + total_fees, ttxs,
+    return BlockTemplate(network, height, header.prev_hash, header.version,
+                         header.bits, header.time, subsidy + total_fees, ttxs,
                          coinbase_tx_version=cb.version, coinbase_sequence=cb.sequence,
                          coinbase_locktime=cb.lock_time, fees_known=True, extra_outputs=extra,
                          segwit=bool(commits) or cb.witness is not None)
