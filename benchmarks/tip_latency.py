@@ -164,11 +164,15 @@ class CoreNode:
         self.ipc = exe == BITCOIN_NODE
         self.kind = f"Bitcoin Core {Path(exe).name} (regtest)"
         self.node = RealNode(exe, zmq=True, ipc=self.ipc).start()
-        # the prepared blocks are empty: the mempool stays, refills are small
-        self.node.fund_wallet(coins=coins or max(1000, mempool + 500))
-        self.zmq, self.url, self.cookie = self.node.zmq, self.node.url, self.node.cookie
-        self.mempool = mempool
-        self.refill()
+        try:
+            # the prepared blocks are empty: the mempool stays, refills are small
+            self.node.fund_wallet(coins=coins or max(1000, mempool + 500))
+            self.zmq, self.url, self.cookie = self.node.zmq, self.node.url, self.node.cookie
+            self.mempool = mempool
+            self.refill()
+        except BaseException:  # no node left running behind a failed setup
+            self.node.close()
+            raise
 
     def refill(self):
         need = self.mempool - self.node.rpc("getmempoolinfo")["size"]
