@@ -125,7 +125,11 @@ class BuiltinNode:
                 break
         self.url = f"http://127.0.0.1:{self.rpc_port}/"
         self.mempool = mempool
-        self.refill()
+        try:
+            self.refill()
+        except BaseException:  # no endpoint left running behind a failed setup
+            self.close()
+            raise
 
     def rpc(self, method, *params):
         from bitcoinrpc.authproxy import AuthServiceProxy
