@@ -33,7 +33,8 @@ from .framing import Frame, FrameDecoder, decode_frame, encode_message, is_known
 from .keys import Certificate, EllSwiftKey, Keypair, decode_authority_pubkey
 from .messages import Message
 from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
-                    InitiatorHandshake, encrypt_frames, ResponderHandshake, Rng, Trace, responder_static)
+                    InitiatorHandshake, ResponderHandshake, Rng, Trace, encrypt_frames,
+                    responder_static)
 from .schema import MAX_PAYLOAD
 
 #: Certificates made by ``responder_from_authority`` start this long before "now", so
@@ -255,7 +256,6 @@ class Connection:
         """Wire bytes for one message (one frame; encrypted chunks under Noise)."""
         self._check_sendable()
         return self._send_plain_frame(encode_message(msg))  # EncodeError: caller's bug, no fail
-
 
     def farewell(self, msg: Message) -> bytes:
         """Wire bytes for one last message after the peer sent a payload that does not

@@ -80,11 +80,13 @@ class TxInterner:
         t = self.find(wtxid, fee, sigops, parents)
         return t if t is not None else self.add(make())
 
-    def find(self, wtxid: bytes, fee: Optional[int], sigops: int,
+    def find(self, wtxid: bytes, fee: Optional[int], sigops: Optional[int],
              parents: tuple) -> Optional[TemplateTx]:
-        """The live transaction with these values, or None (then build it and ``add``)."""
+        """The live transaction with these values, or None (then build it and ``add``).
+        ``sigops`` None: whatever the transaction was counted at (same bytes, same count)."""
         t = self._live.get(wtxid)
-        if t is not None and t.fee == fee and t.sigops == sigops and t.parents == parents:
+        if t is not None and t.fee == fee and (sigops is None or t.sigops == sigops) \
+                and t.parents == parents:
             return t
         return None
 
@@ -378,6 +380,37 @@ class ServedTemplate:
                 + b"".join(t.data for t in w.txs))
 
 
+def block_template_txs(pieces: list, interner: "TxInterner", what: str, fees=None,
+                       sigops=None) -> list:
+    """The transactions after the coinbase of a block handed over whole (a node's
+    template, a pushed one), as ``btc.block_transactions`` found them, to TemplateTx with
+    their in-template parents.  Most were in the previous template: one whose bytes the
+    interner already holds (same wtxid) is not parsed again; any other is parsed in full
+    and must match what the scan found.  ``fees`` and ``sigops`` per transaction as the
+    node gave them; None: fees unknown, sigops counted from the transaction."""
+    seen: set = set()
+    out = []
+    for i, (raw, spends) in enumerate(pieces):
+        parents = tuple(dict.fromkeys(p for p in spends if p in seen))
+        fee = None if fees is None else int(fees[i])
+        sig = None if sigops is None else int(sigops[i])
+        t = interner.find(btc.sha256d(raw), fee, sig, parents)
+        if t is None or t.data != raw:
+            try:
+                tx = btc.Tx.from_bytes(raw)
+            except BitcoinDecodeError as e:
+                raise InvalidTemplateError(f"{what}: transaction {i + 1}: {e}") from None
+            if tx.is_coinbase:
+                raise InvalidTemplateError(f"{what}: a second coinbase")
+            if [x.prev_txid for x in tx.vin] != spends:  # the scan and the parse disagree
+                raise InvalidTemplateError(f"{what}: transaction {i + 1} does not parse as "
+                                           "it scans")
+            t = interner.add(TemplateTx.from_tx(tx, fee, parents, sigops=sig))
+        out.append(t)
+        seen.add(t.txid)
+    return out
+
+
 def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0,
                        interner: Optional[TxInterner] = None) -> BlockTemplate:
     """A serialized block template as a node's block assembler makes it -> BlockTemplate.
@@ -388,10 +421,13 @@ def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0,
     transactions in block order.  The header's nonce and merkle root are ignored.
     """
     try:
-        blk = btc.Block.from_bytes(block)
+        header = btc.BlockHeader.from_bytes(block[:80])
+        pieces = btc.block_transactions(block)
+        if not pieces:
+            raise BitcoinDecodeError("block without transactions")
+        cb = btc.Tx.from_bytes(pieces[0][0])
     except BitcoinDecodeError as e:
         raise InvalidTemplateError(f"pushed template is not a serialized block: {e}") from None
-    cb = blk.txs[0]
     if not cb.is_coinbase:
         raise InvalidTemplateError("pushed template: first transaction is not a coinbase")
     try:
@@ -410,27 +446,17 @@ def parse_pushed_block(block: bytes, network: btc.Network, min_time: int = 0,
     if value < subsidy:
         raise InvalidTemplateError(
             f"pushed template: reward {value} sat is below the subsidy {subsidy} at height {height}")
-    seen: set = set()
-    txs = []
-    for tx in blk.txs[1:]:
-        if tx.is_coinbase:
-            raise InvalidTemplateError("pushed template: a second coinbase")
-        parents = tuple(dict.fromkeys(x.prev_txid for x in tx.vin if x.prev_txid in seen))
-        if interner is None:
-            txs.append(TemplateTx.from_tx(tx, None, parents))
-        else:
-            txs.append(interner.get(tx.wtxid, None, tx.legacy_sigops_cost(), parents,
-                                    lambda: TemplateTx.from_tx(tx, None, parents)))
-        seen.add(tx.txid)
-    if blk.header.bits:
+    txs = block_template_txs(pieces[1:], interner if interner is not None else TxInterner(),
+                             "pushed template")
+    if header.bits:
         try:
-            btc.bits_to_target(blk.header.bits)
+            btc.bits_to_target(header.bits)
         except BitcoinDecodeError as e:
             raise InvalidTemplateError(f"pushed template: {e}") from None
     else:
         raise InvalidTemplateError("pushed template: nBits is zero")
-    return BlockTemplate(network, height, blk.header.prev_hash, blk.header.version,
-                         blk.header.bits, blk.header.time, value, txs, min_time=min_time,
+    return BlockTemplate(network, height, header.prev_hash, header.version,
+                         header.bits, header.time, value, txs, min_time=min_time,
                          coinbase_tx_version=cb.version, coinbase_sequence=cb.vin[0].sequence,
                          coinbase_locktime=cb.locktime, fees_known=False, extra_outputs=extra,
                          segwit=commit_idx is not None or bool(cb.vin[0].witness))

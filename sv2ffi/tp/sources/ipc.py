@@ -49,7 +49,7 @@ from ...errors import (BitcoinDecodeError, InvalidTemplateError, IpcError, NodeU
                        UnsupportedNodeError)
 from ..core import TipInfo
 from ..ipc_client import MAX_MONEY, CoinbaseFields, MiningConnection, NodeTemplate
-from ..template import BlockTemplate, TemplateTx, TxInterner
+from ..template import BlockTemplate, TxInterner, block_template_txs
 from . import Source
 
 log = logging.getLogger("sv2ffi.tp.ipc")
@@ -122,28 +122,8 @@ def template_from_node(block: bytes, fees, sigops, cb: CoinbaseFields,
         raise InvalidTemplateError(f"node template: getCoinbaseTx: {e}") from None
     if not cb.script_sig_prefix.startswith(btc.bip34_height_push(height)):
         raise InvalidTemplateError("node template: scriptSigPrefix is not a BIP34 height")
-    if interner is None:
-        interner = TxInterner()
-    seen: set = set()
-    ttxs = []
-    for i, (raw, spends) in enumerate(txs):
-        # a transaction already held (same bytes: same wtxid) is not parsed again
-        parents = tuple(dict.fromkeys(p for p in spends if p in seen))
-        fee, sig = int(fees[i]), int(sigops[i])
-        t = interner.find(btc.sha256d(raw), fee, sig, parents)
-        if t is None or t.data != raw:
-            try:
-                tx = btc.Tx.from_bytes(raw)
-            except BitcoinDecodeError as e:
-                raise InvalidTemplateError(f"node template: transaction {i + 1}: {e}") from None
-            if tx.is_coinbase:
-                raise InvalidTemplateError("node template: a second coinbase")
-            if [x.prev_txid for x in tx.vin] != spends:  # the scan and the parse disagree
-                raise InvalidTemplateError(f"node template: transaction {i + 1} does not "
-                                           "parse as it scans")
-            t = interner.add(TemplateTx.from_tx(tx, fee, parents, sigops=sig))
-        ttxs.append(t)
-        seen.add(t.txid)
+    ttxs = block_template_txs(txs, interner if interner is not None else TxInterner(),
+                              "node template", fees, sigops)
     commits = [o for o in outputs if len(o.script_pubkey) >= 38
                and o.script_pubkey[:2] == bytes((btc.OP_RETURN, 0x24))
                and o.script_pubkey[2:6] == btc.WITNESS_COMMITMENT_HEADER]

@@ -533,17 +533,17 @@ class RpcSource(Source):
         (Core's ``Mining::waitTipChanged``) returns as soon as a block connects, while ZMQ
         is published only after the node's wallet has processed the block (hundreds of
         milliseconds late with a busy wallet).  Whichever signal comes first wins."""
-        takes_tip = True  # Core >= 29 accepts current_tip; older nodes get none
-        delay = self.retry_delay
         u = urlparse(self._url)
         stream = RpcStream(u.hostname, u.port, u.path, self._auth_header,
                            tls=u.scheme == "https")
         try:
-            await self._watch_tips_on(stream, takes_tip, delay)
+            await self._watch_loop(stream)
         finally:
             stream.close()
 
-    async def _watch_tips_on(self, stream: RpcStream, takes_tip: bool, delay: float) -> None:
+    async def _watch_loop(self, stream: RpcStream) -> None:
+        takes_tip = True  # Core >= 29 accepts current_tip; older nodes get none
+        delay = self.retry_delay
         while self._running:
             known = btc.hash_hex(self._tip) if self._tip else None
             params = [int(self.tip_wait * 1000)] + ([known] if known and takes_tip else [])
@@ -620,14 +620,18 @@ class RpcSource(Source):
         height, bits = int(h["height"]), int(h["bits"], 16)
         prev = btc.hash_from_hex(h["previousblockhash"]) if h.get("previousblockhash") else None
         info = self._remember(height, block_hash, int(h["time"]), bits, prev)
-        mtp = int(h["mediantime"])
+        return self._tip_above(block_hash, info, int(h["mediantime"]))
+
+    def _tip_above(self, block_hash: bytes, info: btc.HeaderInfo, mtp: int) -> TipInfo:
+        """The tip after a block whose header (``info``) and median time past we know:
+        the next nBits by the network's rules, a start time above the median time past."""
         new_time = max(mtp + 1, int(time.time()))
         net = self.network
-        if net.no_retargeting and bits == net.pow_limit_bits:
-            next_bits = bits  # regtest: every block is at the limit
+        if net.no_retargeting and info.bits == net.pow_limit_bits:
+            next_bits = info.bits  # regtest: every block is at the limit
         else:
             next_bits = btc.next_work_required(net, info, new_time, self._ancestor)
-        return TipInfo(block_hash, height + 1, next_bits, new_time, mtp + 1)
+        return TipInfo(block_hash, info.height + 1, next_bits, new_time, mtp + 1)
 
     def _predicted_tip(self, block_hash: bytes, height: int) -> Optional[TipInfo]:
         """The tip after a block the node announced as ``(hash, height)``, without its
@@ -699,15 +703,9 @@ class RpcSource(Source):
             if below is None:
                 return None
         mtp = btc.median_time_past(sorted(below + [header.time]))
-        new_time = max(mtp + 1, int(time.time()))
         block_hash = btc.sha256d(block[:80])
         info = self._remember(height, block_hash, header.time, header.bits, header.prev_hash)
-        net = self.network
-        if net.no_retargeting and header.bits == net.pow_limit_bits:
-            next_bits = header.bits
-        else:
-            next_bits = btc.next_work_required(net, info, new_time, self._ancestor)
-        return TipInfo(block_hash, height + 1, next_bits, new_time, mtp + 1)
+        return self._tip_above(block_hash, info, mtp)
 
     # ---- submitting ---------------------------------------------------------------------
 
