@@ -32,7 +32,7 @@ from . import errors
 from .framing import Frame, FrameDecoder, decode_frame, encode_message, is_known_extension
 from .keys import Certificate, EllSwiftKey, Keypair, decode_authority_pubkey
 from .messages import Message
-from .noise import (ACT1_SIZE, ACT2_SIZE, Clock, FrameDecryptor, FrameEncryptor,
+from .noise import (ACT1_SIZE, ACT2_SIZE, MAX_NONCE, Clock, FrameDecryptor, FrameEncryptor,
                     InitiatorHandshake, ResponderHandshake, Rng, Trace, encrypt_frames,
                     responder_static)
 from .schema import MAX_PAYLOAD
@@ -292,6 +292,25 @@ class Connection:
         except errors.Sv2Error as e:
             self._fail(e)
             raise
+
+    def reserve_nonces(self, count: int):
+        """The sending key and the first of ``count`` nonces, now taken, for a caller that
+        seals ``count`` messages itself (``sv2ffi.fanout``, many clients in one C pass);
+        None on an unencrypted connection.  Raises as ``send_split`` would (not
+        established, failed, or the nonces would reach 2^64-1, which fails the connection)."""
+        if self.error is not None or self.state is not State.ESTABLISHED:
+            self._check_sendable()
+        if self._encryptor is None:
+            return None
+        cipher = self._encryptor.cipher
+        first = cipher.nonce
+        if first + count > MAX_NONCE:
+            e = errors.NonceExhaustedError(
+                "not enough nonces left before 2^64-1 for these frames (SV2 has no rekey)")
+            self._fail(e)
+            raise e
+        cipher.nonce = first + count
+        return cipher.key, first
 
     def _send_plain_frame(self, frame_bytes: bytes) -> bytes:
         if self._encryptor is None:

@@ -61,10 +61,11 @@ def hkdf2(ck: bytes, ikm: bytes) -> tuple[bytes, bytes]:
 class CipherState:
     """One key and its counting nonce; refuses the reserved nonce 2^64-1."""
 
-    __slots__ = ("_aead", "nonce")
+    __slots__ = ("_aead", "key", "nonce")
 
     def __init__(self, key: bytes, nonce: int = 0):
         self._aead = ChaCha20Poly1305(key)
+        self.key = bytes(key)  # for sv2ffi.fanout, which seals many clients' frames in C
         self.nonce = nonce
 
     def _next_nonce(self) -> bytes:

@@ -116,11 +116,14 @@ class ClientProtocol(asyncio.Protocol):
         self._timer: Optional[asyncio.TimerHandle] = None
         self._reading_paused = False
         self._write_paused = False
+        self._fd = -1  # the socket's descriptor, for sv2ffi.fanout's direct writes
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
         self.peername = transport.get_extra_info("peername")
         self.source = self.peername[0] if isinstance(self.peername, tuple) else str(self.peername)
         lim = self.listener.limits
@@ -192,6 +195,14 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     # ---- used by the service -----------------------------------------------------------------
+
+    def direct_fd(self) -> int:
+        """The socket, when bytes may be written to it directly (``sv2ffi.fanout``): open,
+        and nothing queued in the transport that they would overtake; -1 otherwise."""
+        t = self.transport
+        if self.closing or self._fd < 0 or t.is_closing() or t.get_write_buffer_size():
+            return -1
+        return self._fd
 
     def write(self, data: bytes) -> bool:
         """Queue bytes; False (and the client aborted) past ``write_max`` waiting."""

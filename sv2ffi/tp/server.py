@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Optional
 
+from .. import fanout
 from ..connection import CERT_BACKDATE, Connection
 from ..errors import InvalidValueError, ProtocolViolationError, Sv2Error
 from ..framing import encode_message
@@ -61,6 +63,8 @@ class TpService:
         self.metrics = metrics if metrics is not None else TpMetrics()
         self.metrics.service = self
         self.source = source
+        #: shared messages sealed and sent in one C pass (sv2ffi.fanout), when built
+        self._native_fanout = fanout.enabled()
         self.core = TemplateProviderCore(config or TpConfig())
         self.config = self.core.config
         self.host, self._port = host, port
@@ -288,11 +292,15 @@ class TpService:
 
     def _write(self, sends: list) -> None:
         """Every client's messages in one write each: a message is encoded once, split
-        into header and payload once, and sealed per client (``Connection.send_split``);
-        the clients are written to first, the bookkeeping (metrics) comes after."""
+        into header and payload once, and sealed per client; the clients are written to
+        first, the bookkeeping (metrics) comes after.  Clients that get the same messages
+        (a tip: every client of a constraint group) are sealed and written in one C pass
+        (``sv2ffi.fanout``) when it is built; the rest, or all without it, one by one
+        (``Connection.send_split``)."""
         clients = self.clients
         split: dict = {}  # id(message) -> (header, payload)
         per_client: dict = {}  # sid -> [(header, payload)], in the order sent
+        keys: dict = {}  # sid -> the ids of its messages, the key of a shared pass
         for sid, msg in sends:
             frame = split.get(id(msg))
             if frame is None:
@@ -302,23 +310,74 @@ class TpService:
             frames = per_client.get(sid)
             if frames is None:
                 per_client[sid] = [frame]
+                keys[sid] = (id(msg),)
             else:
                 frames.append(frame)
-        unwritten = set()
+                keys[sid] += (id(msg),)
+        unwritten: set = set()
+        passes: dict = {}  # message ids -> [client, ...] for sv2ffi.fanout
+        native = self._native_fanout
         for sid, frames in per_client.items():
             c = clients.get(sid)
             if c is None or c.closing:
                 unwritten.add(sid)
                 continue
-            try:
-                data = c.conn.send_split(frames)
-            except Sv2Error as e:  # e.g. nonces exhausted: that client only
-                c.abort(str(e))
-                unwritten.add(sid)
+            if native:
+                group = passes.get(keys[sid])
+                if group is None:
+                    passes[keys[sid]] = [c]
+                else:
+                    group.append(c)
                 continue
-            if not c.write(data):
-                unwritten.add(sid)
+            self._write_one(c, frames, unwritten)
+        for group in passes.values():
+            self._write_pass(group, per_client[group[0].sid], unwritten)
         self.metrics.on_written(sends, unwritten)
+
+    def _write_one(self, c: ClientProtocol, frames: list, unwritten: set) -> None:
+        try:
+            data = c.conn.send_split(frames)
+        except Sv2Error as e:  # e.g. nonces exhausted: that client only
+            c.abort(str(e))
+            unwritten.add(c.sid)
+            return
+        if not c.write(data):
+            unwritten.add(c.sid)
+
+    def _write_pass(self, group: list, frames: list, unwritten: set) -> None:
+        """Clients getting the same frames, sealed and sent in one C call; a client whose
+        transport still holds bytes (they must go first) or whose frames need more than one
+        Noise message each takes the one-by-one path, as does an unencrypted one."""
+        units = fanout.units(frames)
+        count = len(units) if units is not None else 0
+        targets, members = [], []
+        for c in group:
+            fd = c.direct_fd() if units is not None else -1
+            if fd < 0:
+                self._write_one(c, frames, unwritten)
+                continue
+            try:
+                reserved = c.conn.reserve_nonces(count)
+            except Sv2Error as e:
+                c.abort(str(e))
+                unwritten.add(c.sid)
+                continue
+            if reserved is None:
+                self._write_one(c, frames, unwritten)
+                continue
+            targets.append((fd, reserved[0], reserved[1]))
+            members.append(c)
+        if not targets:
+            return
+        for c, r in zip(members, fanout.seal_send(units, targets)):
+            if r is None:
+                continue
+            if isinstance(r, bytes):  # the socket's buffer filled: the transport queues the rest
+                if not c.write(r):
+                    unwritten.add(c.sid)
+            else:
+                c.abort(f"send failed: {os.strerror(r)}")
+                unwritten.add(c.sid)
 
     def _tell_constraints(self) -> None:
         """Source hook: the distinct client constraints, whenever that set changes."""

@@ -1,0 +1,54 @@
+"""One message set, many Noise clients: the TP's pass at a new tip, sealed and written in C.
+
+At a new block every client gets the same plaintext (a future NewTemplate and the
+SetNewPrevHash that activates it), each under its own key and nonce.  Python spends about
+20 us a client on that (four AEAD calls, joins, an asyncio transport write) where the
+kernel's loopback send is about 5 us; ``sv2ffi._fanout`` (``native/fanout.c``, OpenSSL's
+ChaCha20-Poly1305 and send(2)) does the whole pass in one call.  The bytes on the wire are
+the same as ``noise.encrypt_frames`` makes (tests/test_fanout.py checks them against it).
+
+Without the compiled module (no OpenSSL headers at build time) or with
+``SV2FFI_NATIVE_FANOUT=0`` in the environment (to compare both in one benchmark run), the
+service keeps its Python path; ``sv2ffi config`` says which one is in use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from .noise import MAX_PT_CHUNK
+
+try:
+    from . import _fanout
+except ImportError:  # a pure-Python install
+    _fanout = None
+
+#: the compiled module is importable
+AVAILABLE = _fanout is not None
+
+
+def enabled() -> bool:
+    """Whether a new service fans out in C: built, and not switched off by the environment."""
+    return AVAILABLE and os.environ.get("SV2FFI_NATIVE_FANOUT", "1") != "0"
+
+
+def units(frames) -> Optional[tuple]:
+    """The AEAD messages of frames split as (6-byte header, payload), in wire order: a
+    header, then its payload unless empty.  None when a payload needs more than one Noise
+    message (only small tip frames take the C pass; the rest keep ``encrypt_frame``)."""
+    out = []
+    for header, payload in frames:
+        if len(payload) > MAX_PT_CHUNK:
+            return None
+        out.append(header)
+        if payload:
+            out.append(payload)
+    return tuple(out)
+
+
+def seal_send(unit_tuple: tuple, targets: list) -> list:
+    """Seal ``unit_tuple`` for each ``(fd, key, first_nonce)`` and send it on ``fd``
+    (non-blocking, whose transport has nothing queued).  Per target: None (all sent),
+    bytes (the rest, for the transport to queue) or an errno (the socket failed)."""
+    return _fanout.seal_send(unit_tuple, targets)

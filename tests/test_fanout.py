@@ -1,0 +1,183 @@
+"""sv2ffi._fanout, the TP's tip pass in C: the bytes it writes are exactly what
+``noise.encrypt_frames`` makes for each client (the SV2 Noise transport of the digest's §5,
+which SRI and sv2-tp read), partial and failed sends are reported, not lost, bad arguments
+are typed errors that write nothing, and a real TP uses it for its clients."""
+
+import asyncio
+import errno
+import os
+import socket
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sv2ffi import fanout
+from sv2ffi.client import TdpClient
+from sv2ffi.errors import NonceExhaustedError
+from sv2ffi.messages import NewTemplate, SetNewPrevHash
+from sv2ffi.noise import MAX_NONCE, MAX_PT_CHUNK, CipherState, encrypt_frames
+from sv2ffi.tp.core import TpConfig
+from sv2ffi.tp.runner import TpThread
+from sv2ffi.tp.server import TpService
+from sv2ffi.tp.sources.regtest import RegtestSource
+
+from noise_support import noise_pair
+
+pytestmark = pytest.mark.skipif(
+    not fanout.AVAILABLE, reason="sv2ffi._fanout not built (no OpenSSL libcrypto headers)")
+
+T = 20
+
+
+def _pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    return a, b
+
+
+def _recv_all(sock, n):
+    out = b""
+    while len(out) < n:
+        out += sock.recv(n - len(out))
+    return out
+
+
+frames_st = st.lists(st.tuples(st.binary(min_size=6, max_size=6),
+                               st.binary(max_size=300)), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=frames_st, keys=st.lists(st.binary(min_size=32, max_size=32), min_size=1,
+                                       max_size=4),
+       nonce=st.integers(0, 2**63))
+def test_the_wire_bytes_are_encrypt_frames_for_every_client(frames, keys, nonce):
+    units = fanout.units(frames)
+    pairs = [_pair() for _ in keys]
+    try:
+        targets = [(a.fileno(), k, nonce + i) for i, ((a, _), k) in enumerate(zip(pairs, keys))]
+        assert fanout.seal_send(units, targets) == [None] * len(keys)
+        for i, ((_a, b), k) in enumerate(zip(pairs, keys)):
+            want = encrypt_frames(CipherState(k, nonce + i), frames)
+            assert _recv_all(b, len(want)) == want
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_units_are_headers_then_non_empty_payloads_and_big_payloads_stay_in_python():
+    h1, h2 = b"\0\0\x71\x03\0\0", b"\0\0\x72\x05\0\0"
+    assert fanout.units([(h1, b"x"), (h2, b"")]) == (h1, b"x", h2)
+    assert fanout.units([(h1, b"x" * (MAX_PT_CHUNK + 1))]) is None
+
+
+def test_a_full_socket_returns_the_rest_to_queue_and_the_stream_stays_whole():
+    a, b = _pair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    frames = [(b"\0\0\x71\x00\xef\xff", os.urandom(MAX_PT_CHUNK)) for _ in range(8)]
+    key = os.urandom(32)
+    try:
+        [rest] = fanout.seal_send(fanout.units(frames), [(a.fileno(), key, 7)])
+        assert isinstance(rest, bytes) and rest
+        want = encrypt_frames(CipherState(key, 7), frames)
+        got = _recv_all(b, len(want) - len(rest))
+        assert got + rest == want
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_dead_peer_is_an_errno_for_that_client_only():
+    dead_a, dead_b = _pair()
+    live_a, live_b = _pair()
+    dead_b.close()
+    frames = [(b"\0\0\x71\x00\x03\x00", b"abc")]
+    key = os.urandom(32)
+    try:
+        res = fanout.seal_send(fanout.units(frames),
+                               [(dead_a.fileno(), key, 0), (live_a.fileno(), key, 0)])
+        assert res[0] in (errno.EPIPE, errno.ECONNRESET)  # and no SIGPIPE: we are alive
+        assert res[1] is None
+        want = encrypt_frames(CipherState(key, 0), frames)
+        assert _recv_all(live_b, len(want)) == want
+    finally:
+        for s in (dead_a, live_a, live_b):
+            s.close()
+
+
+@pytest.mark.parametrize("units, targets, exc", [
+    ([b"x"], [], TypeError),  # units: a tuple
+    ((b"x",), (), TypeError),  # targets: a list
+    (("x",), [], ValueError),  # a unit is bytes
+    ((b"x" * (MAX_PT_CHUNK + 1),), [], ValueError),
+    ((b"x",), [(0, b"k" * 31, 0)], TypeError),  # a 32-byte key
+    ((b"x",), [(0, b"k" * 32)], TypeError),
+    ((b"x",), [(-1, b"k" * 32, 0)], ValueError),
+    ((b"x",), [(0, b"k" * 32, -1)], ValueError),
+    ((b"x",), [(0, b"k" * 32, 2**64)], ValueError),
+    ((b"x", b"y"), [(0, b"k" * 32, 2**64 - 1)], ValueError),  # the nonce would wrap
+])
+def test_bad_arguments_are_typed_errors_and_nothing_is_sent(units, targets, exc):
+    a, b = _pair()
+    try:
+        good = (a.fileno(), b"k" * 32, 0)
+        with pytest.raises(exc):
+            fanout.seal_send(units, [good] + list(targets) if isinstance(targets, list)
+                             else targets)
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            b.recv(100)  # the good target before the bad one got nothing either
+    finally:
+        a.close()
+        b.close()
+
+
+def test_reserve_nonces_takes_them_and_refuses_past_the_last():
+    client, server = noise_pair()
+    key, first = server.reserve_nonces(3)
+    assert (key, first) == (server.send_cipher.key, 0) and server.send_cipher.nonce == 3
+    server.send_cipher.nonce = MAX_NONCE - 2
+    with pytest.raises(NonceExhaustedError):
+        server.reserve_nonces(3)
+    assert server.error is not None  # the connection is failed, as send_split would
+
+
+def test_a_tp_sends_its_tips_through_the_c_pass_and_clients_decode_them(tmp_path, monkeypatch):
+    calls = []
+    real = fanout.seal_send
+    monkeypatch.setattr(fanout, "seal_send", lambda u, t: calls.append(len(t)) or real(u, t))
+    src = RegtestSource(mempool_interval=0, initial_txs=5, seed=9)
+    svc = TpService(src, datadir=tmp_path, config=TpConfig(max_clients=40))
+    assert svc._native_fanout
+    tp = TpThread(svc).start()
+    chain = src.chain
+
+    async def main():
+        clients = [await TdpClient.connect("127.0.0.1", tp.port,
+                                           authority_pubkey=tp.authority_pubkey, timeout=T)
+                   for _ in range(30)]
+        for c in clients:
+            await c.wait_for(SetNewPrevHash, T)
+        for _ in range(3):
+            tp.call(chain.generate, 1)
+            for c in clients:
+                fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+                snph = await c.recv(T)
+                assert snph.template_id == fut.template_id
+                assert snph.prev_hash == tp.call(lambda: chain.tip_hash)
+        for c in clients:
+            await c.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 120))
+    finally:
+        tp.stop()
+    assert calls and max(calls) == 30, calls  # a tip: every client in one pass
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("SV2FFI_NATIVE_FANOUT", "0")
+    assert not fanout.enabled()
+    monkeypatch.delenv("SV2FFI_NATIVE_FANOUT")
+    assert fanout.enabled()
