@@ -33,6 +33,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from sv2ffi import fanout  # noqa: E402
 from sv2ffi.messages import NewTemplate, RequestTransactionDataSuccess, SetNewPrevHash  # noqa: E402
 from sv2ffi.tp.core import TpConfig  # noqa: E402
 from sv2ffi.tp.runner import BackgroundLoop, TpThread  # noqa: E402
@@ -132,13 +133,15 @@ def _mine_empty_block(chain) -> bytes:
     return blk.hash
 
 
-def bench_tp(n: int, rounds: int, mempool: int):
+def bench_tp(n: int, rounds: int, mempool: int, native: bool = True):
+    """``native``: the tip's pass in C (sv2ffi.fanout) or, False, in Python."""
     src = RegtestSource(mempool_interval=0, seed=1)
     src.chain.add_random_transactions(mempool)
     datadir = tempfile.mkdtemp(prefix="sv2ffi-bench-")
     svc = TpService(src, datadir=datadir, config=TpConfig(max_clients=1000, msg_rate=1e6,
                                                           msg_burst=10 ** 6),
                     max_pending=1000, max_pending_per_source=1000)  # all from one address
+    svc._native_fanout = native and fanout.AVAILABLE
     tp = TpThread(svc).start()
     chain = src.chain
     known = {}
@@ -290,24 +293,31 @@ def main() -> int:
     print()
     print("new block known -> SetNewPrevHash at each client (p50, p99, and the p99 over tips of "
           f"the slowest client) / -> first full NewTemplate ({args.mempool} transactions); "
-          "floors: one frame to N plain TCP clients, and sealed per client (ChaCha20-Poly1305)")
+          "the TP's tip pass in C (sv2ffi.fanout"
+          f"{'' if fanout.AVAILABLE else ': NOT BUILT, Python used'}) and in Python "
+          "(py: SNPH p50 and slowest); floors: one frame to N plain TCP clients, and sealed "
+          "per client (ChaCha20-Poly1305), by a bare asyncio server")
     print(f"{'N':>5} | {'SNPH p50':>8} {'p99':>6} {'slowest':>7} | {'full p50':>8} {'p99':>6} | "
-          f"{'tcp p50':>7} {'slowest':>7} | {'aead p50':>8} {'slowest':>7} | "
-          f"{'vs aead':>7} | {'RSS/client':>10} {'tcp RSS/cl':>10}")
+          f"{'py p50':>6} {'slowest':>7} | {'tcp p50':>7} {'slowest':>7} | "
+          f"{'aead p50':>8} {'slowest':>7} | {'vs aead':>7} | {'RSS/client':>10} "
+          f"{'tcp RSS/cl':>10}")
     med = statistics.median
     for n in [int(x) for x in args.clients.split(",")]:
         runs = []
         for _ in range(args.runs):
             snph, full, worst, mem = bench_tp(n, args.rounds, args.mempool)
+            py, _, py_worst, _ = bench_tp(n, args.rounds, args.mempool, native=False)
             raw, raw_worst, raw_mem = bench_raw(n, args.rounds)
             aead, aead_worst, _ = bench_raw(n, args.rounds, encrypted=True)
             runs.append([med(snph), pct(snph, 99), pct(worst, 99), med(full), pct(full, 99),
+                         med(py), pct(py_worst, 99),
                          med(raw), pct(raw_worst, 99), med(aead), pct(aead_worst, 99), mem,
                          raw_mem])
         r = [med(col) for col in zip(*runs)]
         print(f"{n:>5} | {r[0]:>6.2f}ms {r[1]:>6.2f} {r[2]:>7.2f} | {r[3]:>6.2f}ms {r[4]:>6.2f} | "
-              f"{r[5]:>5.2f}ms {r[6]:>7.2f} | {r[7]:>6.2f}ms {r[8]:>7.2f} | "
-              f"{r[2] / max(r[8], 1e-6):>6.1f}x | {r[9]:>7.1f}KiB {r[10]:>7.1f}KiB", flush=True)
+              f"{r[5]:>4.2f}ms {r[6]:>7.2f} | {r[7]:>5.2f}ms {r[8]:>7.2f} | "
+              f"{r[9]:>6.2f}ms {r[10]:>7.2f} | "
+              f"{r[2] / max(r[10], 1e-6):>6.1f}x | {r[11]:>7.1f}KiB {r[12]:>7.1f}KiB", flush=True)
     print()
     made, ntx, size, times, core = bench_tx_data(args.rounds)
     print(f"RequestTransactionData for a {ntx}-transaction template ({size / 1e6:.2f} MB of "

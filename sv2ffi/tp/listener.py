@@ -196,13 +196,18 @@ class ClientProtocol(asyncio.Protocol):
 
     # ---- used by the service -----------------------------------------------------------------
 
-    def direct_fd(self) -> int:
-        """The socket, when bytes may be written to it directly (``sv2ffi.fanout``): open,
-        and nothing queued in the transport that they would overtake; -1 otherwise."""
+    def direct_target(self, count: int):
+        """``(fd, key, first_nonce)`` for ``count`` messages this client's bytes may be
+        sealed and written with directly (``sv2ffi.fanout``), the nonces now taken; None
+        when they may not: closing, or bytes queued in the transport that they would
+        overtake, or no encryption.  Raises the connection's error (e.g. no nonces left)."""
         t = self.transport
-        if self.closing or self._fd < 0 or t.is_closing() or t.get_write_buffer_size():
-            return -1
-        return self._fd
+        if self._fd < 0 or t.is_closing() or t.get_write_buffer_size():
+            return None
+        reserved = self.conn.reserve_nonces(count)
+        if reserved is None:
+            return None
+        return (self._fd, reserved[0], reserved[1])
 
     def write(self, data: bytes) -> bool:
         """Queue bytes; False (and the client aborted) past ``write_max`` waiting."""

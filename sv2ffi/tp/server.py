@@ -294,44 +294,36 @@ class TpService:
         """Every client's messages in one write each: a message is encoded once, split
         into header and payload once, and sealed per client; the clients are written to
         first, the bookkeeping (metrics) comes after.  Clients that get the same messages
-        (a tip: every client of a constraint group) are sealed and written in one C pass
-        (``sv2ffi.fanout``) when it is built; the rest, or all without it, one by one
-        (``Connection.send_split``)."""
-        clients = self.clients
+        (a tip: every client) are sealed and written in one C pass (``sv2ffi.fanout``) when
+        it is built; otherwise one by one (``Connection.send_split``)."""
         split: dict = {}  # id(message) -> (header, payload)
-        per_client: dict = {}  # sid -> [(header, payload)], in the order sent
-        keys: dict = {}  # sid -> the ids of its messages, the key of a shared pass
+        keys: dict = {}  # sid -> the ids of its messages, in the order sent
         for sid, msg in sends:
-            frame = split.get(id(msg))
-            if frame is None:
+            mid = id(msg)
+            if mid not in split:
                 encoded = encode_message(msg)
-                frame = split[id(msg)] = (encoded[:FRAME_HEADER_SIZE],
-                                          encoded[FRAME_HEADER_SIZE:])
-            frames = per_client.get(sid)
-            if frames is None:
-                per_client[sid] = [frame]
-                keys[sid] = (id(msg),)
-            else:
-                frames.append(frame)
-                keys[sid] += (id(msg),)
+                split[mid] = (encoded[:FRAME_HEADER_SIZE], encoded[FRAME_HEADER_SIZE:])
+            k = keys.get(sid)
+            keys[sid] = (mid,) if k is None else k + (mid,)
         unwritten: set = set()
-        passes: dict = {}  # message ids -> [client, ...] for sv2ffi.fanout
-        native = self._native_fanout
-        for sid, frames in per_client.items():
-            c = clients.get(sid)
-            if c is None or c.closing:
-                unwritten.add(sid)
-                continue
-            if native:
-                group = passes.get(keys[sid])
+        if self._native_fanout:
+            passes: dict = {}  # message ids -> the sids that get exactly those
+            for sid, k in keys.items():
+                group = passes.get(k)
                 if group is None:
-                    passes[keys[sid]] = [c]
+                    passes[k] = [sid]
                 else:
-                    group.append(c)
-                continue
-            self._write_one(c, frames, unwritten)
-        for group in passes.values():
-            self._write_pass(group, per_client[group[0].sid], unwritten)
+                    group.append(sid)
+            for k, sids in passes.items():
+                self._write_pass(sids, [split[m] for m in k], unwritten)
+        else:
+            clients = self.clients
+            for sid, k in keys.items():
+                c = clients.get(sid)
+                if c is None or c.closing:
+                    unwritten.add(sid)
+                else:
+                    self._write_one(c, [split[m] for m in k], unwritten)
         self.metrics.on_written(sends, unwritten)
 
     def _write_one(self, c: ClientProtocol, frames: list, unwritten: set) -> None:
@@ -344,35 +336,36 @@ class TpService:
         if not c.write(data):
             unwritten.add(c.sid)
 
-    def _write_pass(self, group: list, frames: list, unwritten: set) -> None:
-        """Clients getting the same frames, sealed and sent in one C call; a client whose
-        transport still holds bytes (they must go first) or whose frames need more than one
-        Noise message each takes the one-by-one path, as does an unencrypted one."""
+    def _write_pass(self, sids: list, frames: list, unwritten: set) -> None:
+        """Clients getting the same frames, sealed and sent in one C call.  A client whose
+        transport still holds bytes (they must go first), an unencrypted one, or frames
+        that need more than one Noise message each, take the one-by-one path."""
+        clients = self.clients
         units = fanout.units(frames)
         count = len(units) if units is not None else 0
         targets, members = [], []
-        for c in group:
-            fd = c.direct_fd() if units is not None else -1
-            if fd < 0:
-                self._write_one(c, frames, unwritten)
+        for sid in sids:
+            c = clients.get(sid)
+            if c is None or c.closing:
+                unwritten.add(sid)
                 continue
             try:
-                reserved = c.conn.reserve_nonces(count)
-            except Sv2Error as e:
+                target = c.direct_target(count) if count else None
+            except Sv2Error as e:  # nonces exhausted: that client only
                 c.abort(str(e))
-                unwritten.add(c.sid)
+                unwritten.add(sid)
                 continue
-            if reserved is None:
+            if target is None:
                 self._write_one(c, frames, unwritten)
-                continue
-            targets.append((fd, reserved[0], reserved[1]))
-            members.append(c)
+            else:
+                targets.append(target)
+                members.append(c)
         if not targets:
             return
         for c, r in zip(members, fanout.seal_send(units, targets)):
             if r is None:
                 continue
-            if isinstance(r, bytes):  # the socket's buffer filled: the transport queues the rest
+            if r.__class__ is bytes:  # its socket's buffer is full: the transport queues the rest
                 if not c.write(r):
                     unwritten.add(c.sid)
             else:
