@@ -226,6 +226,7 @@ def cmd_ping_pong(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from . import fanout
     from .config import NotInstalledError, find
 
     try:
@@ -243,7 +244,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if not flags and not asked:
         print(f"prefix      {inst.prefix}\nlibrary     {inst.library}\nheader      {inst.header}"
               f"\ncflags      {inst.cflags()}\nlibs        {inst.libs()}"
-              f"\npkg-config  {inst.pkg_config_dir}\ncmake       {inst.cmake_dir}")
+              f"\npkg-config  {inst.pkg_config_dir}\ncmake       {inst.cmake_dir}"
+              f"\ntip pass    {fanout.describe()}")
     return 0
 
 

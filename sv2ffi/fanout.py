@@ -52,3 +52,13 @@ def seal_send(unit_tuple: tuple, targets: list) -> list:
     (non-blocking, whose transport has nothing queued).  Per target: None (all sent),
     bytes (the rest, for the transport to queue) or an errno (the socket failed)."""
     return _fanout.seal_send(unit_tuple, targets)
+
+
+def describe() -> str:
+    """Which tip pass a TP started now would use, and why (``sv2ffi config``, the TP's log)."""
+    if not AVAILABLE:
+        return ("Python (sv2ffi._fanout was not built: no OpenSSL libcrypto headers when "
+                "the package was built)")
+    if not enabled():
+        return "Python (SV2FFI_NATIVE_FANOUT=0)"
+    return "C (sv2ffi._fanout: OpenSSL ChaCha20-Poly1305 + send(2), one pass per tip)"

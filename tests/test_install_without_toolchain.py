@@ -55,6 +55,10 @@ def test_the_python_parts_work(pure):
     assert "protocol-version-mismatch" in out
     sh([py, "-c", "import sv2ffi, sv2ffi.tp, sv2ffi.tp.server, sv2ffi.client, sv2ffi.keys"],
        env=env)
+    # no C tip pass either: a TP seals and writes its tips in Python, and says so
+    said = sh([py, "-c", "from sv2ffi import fanout; assert not fanout.AVAILABLE; "
+               "print(fanout.describe())"], env=env).stdout
+    assert said.startswith("Python (sv2ffi._fanout was not built")
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert (site / "sv2ffi" / "py.typed").is_file()
     assert not list(site.glob("sv2ffi/lib/libsv2*"))
