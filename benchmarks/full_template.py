@@ -7,8 +7,9 @@ getblocktemplate JSON, the same shape as bitcoind's), each step the RPC source a
 core take, next to floors measured in the same run: decoding the JSON reply (the stdlib
 decoder python-bitcoinrpc uses), turning it into a BlockTemplate with a cold and a warm
 transaction interner (``parse_gbt``), building the clients' work (``new_template``:
-coinbase merkle path and witness commitment, two merkle trees of sha256d), and the floor
-of hashing the same number of 64-byte nodes with hashlib alone.  Medians of ``--reps``.
+coinbase merkle path and witness commitment, two merkle trees of sha256d), the floor
+of hashing the same number of 64-byte nodes with hashlib alone, and the two trees
+through hashlib and through OpenSSL (``sv2ffi._merkle``, what the TP uses when built).  Medians of ``--reps``.
 
     .venv/bin/python benchmarks/full_template.py [--txs 3000] [--reps 7]
 """
@@ -91,6 +92,13 @@ def main() -> int:
             hashlib.sha256(hashlib.sha256(node).digest()).digest()
     floor = timed(hashes, args.reps)
 
+    txids = [t.txid for t in kept.txs]
+    wtxids = [t.wtxid for t in kept.txs]
+    trees_py = timed(lambda: (btc.coinbase_merkle_path_py(txids),
+                              btc.merkle_root_py([bytes(32)] + wtxids)), args.reps)
+    trees = timed(lambda: (btc.coinbase_merkle_path(txids),
+                           btc.merkle_root([bytes(32)] + wtxids)), args.reps)
+
     print(f"a {n}-transaction template ({len(raw) / 1e6:.2f} MB of getblocktemplate JSON); "
           f"medians of {args.reps}, ms")
     print(f"  decode the JSON reply (json, Decimal floats)     {decode:8.2f}")
@@ -98,6 +106,9 @@ def main() -> int:
     print(f"  parse_gbt, warm interner (a poll after a tip)     {warm:8.2f}")
     print(f"  new_template: the clients' work, encoded          {build:8.2f}")
     print(f"    floor: {2 * n} sha256d of 64 bytes (hashlib)     {floor:8.2f}")
+    print(f"    its two merkle trees, hashlib                    {trees_py:8.2f}")
+    print(f"    its two merkle trees, {'OpenSSL (sv2ffi._merkle)' if btc._cmerkle else 'NOT BUILT: hashlib'}"
+          f"{'':>3}{trees:8.2f}")
     print(f"  after the reply, a warm tip's full template       {decode + warm + build:8.2f}")
     return 0
 

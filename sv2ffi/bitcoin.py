@@ -20,6 +20,11 @@ from typing import Callable, Optional, Sequence
 
 from .errors import BitcoinDecodeError
 
+try:  # merkle trees with OpenSSL's SHA-256 (sv2ffi/native/merkle.c); hashlib without it
+    from . import _merkle as _cmerkle
+except ImportError:
+    _cmerkle = None
+
 MAX_BLOCK_WEIGHT = 4_000_000
 MAX_BLOCK_SIGOPS_COST = 80_000
 WITNESS_SCALE_FACTOR = 4
@@ -537,6 +542,13 @@ class Block:
 
 def merkle_root(hashes: Sequence[bytes]) -> bytes:
     """Bitcoin's merkle root (odd levels duplicate their last node)."""
+    if _cmerkle is not None:
+        return _cmerkle.merkle_root(b"".join(hashes), len(hashes))
+    return merkle_root_py(hashes)
+
+
+def merkle_root_py(hashes: Sequence[bytes]) -> bytes:
+    """``merkle_root`` through hashlib: used without ``sv2ffi._merkle``, and its reference."""
     if not hashes:
         raise ValueError("merkle root of nothing")
     level = list(hashes)
@@ -553,6 +565,13 @@ def coinbase_merkle_path(txids: Sequence[bytes]) -> list:
 
     The coinbase's own hash never influences its siblings, so a placeholder stands in.
     """
+    if _cmerkle is not None:
+        return _cmerkle.coinbase_merkle_path(b"".join(txids), len(txids))
+    return coinbase_merkle_path_py(txids)
+
+
+def coinbase_merkle_path_py(txids: Sequence[bytes]) -> list:
+    """``coinbase_merkle_path`` through hashlib (no ``sv2ffi._merkle``; the reference)."""
     path: list = []
     level = [bytes(32)] + list(txids)
     while len(level) > 1:

@@ -1,0 +1,48 @@
+"""sv2ffi._merkle (OpenSSL SHA-256) against the hashlib reference in sv2ffi.bitcoin, on
+Bitcoin's rules (odd levels pair their last node with itself) and on a real block: the
+merkle root in mainnet block 100,000's header, from its four txids."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sv2ffi import bitcoin as btc
+
+_merkle = pytest.importorskip("sv2ffi._merkle", reason="sv2ffi._merkle not built "
+                              "(no OpenSSL libcrypto headers)")
+
+hashes = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hashes)
+def test_root_and_coinbase_path_match_the_reference(hs):
+    assert btc.merkle_root(hs) == btc.merkle_root_py(hs)
+    assert btc.coinbase_merkle_path(hs) == btc.coinbase_merkle_path_py(hs)
+    assert btc.merkle_root_from_path(hs[0], btc.coinbase_merkle_path(hs[1:])) == \
+        btc.merkle_root_py(hs)
+
+
+def test_mainnet_block_100000():
+    txids = [btc.hash_from_hex(h) for h in (
+        "8c14f0db3df150123e6f3dbbf30f8b955a8249b62ac1d1ff16284aefa3d06d87",
+        "fff2525b8931402dd09222c50775608f75787bd2b87e56995a7bdd30f79702c4",
+        "6359f0868171b1d194cbee1af2f16ea598ae8fad666d9b012c8ed2b79a236ec4",
+        "e9a66845e05d5abc0ad04ec80f774a7e585c6e8db975962d069a522137b80c1d")]
+    root = btc.hash_from_hex("f3e94742aca4b5ef85488dc37c06c3282295ffec960994b2c0d5ac2a25a95766")
+    assert btc.merkle_root(txids) == root
+    assert btc.merkle_root_from_path(txids[0], btc.coinbase_merkle_path(txids[1:])) == root
+
+
+def test_empty_and_bad_input_are_typed_errors():
+    with pytest.raises(ValueError, match="nothing"):
+        btc.merkle_root([])
+    assert btc.coinbase_merkle_path([]) == []
+    with pytest.raises(ValueError, match="32-byte"):
+        _merkle.merkle_root(b"x" * 33, 1)
+    with pytest.raises(ValueError, match="32-byte"):
+        _merkle.coinbase_merkle_path(b"x" * 64, -2)
+    with pytest.raises(TypeError):
+        _merkle.merkle_root("not bytes", 1)
+    with pytest.raises(TypeError):
+        _merkle.merkle_root(b"x" * 32)
