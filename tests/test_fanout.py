@@ -7,6 +7,7 @@ import asyncio
 import errno
 import os
 import socket
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from sv2ffi import fanout
 from sv2ffi.client import TdpClient
+from sv2ffi.connection import Connection
 from sv2ffi.errors import NonceExhaustedError
 from sv2ffi.messages import NewTemplate, SetNewPrevHash
 from sv2ffi.noise import MAX_NONCE, MAX_PT_CHUNK, CipherState, encrypt_frames
@@ -181,3 +183,76 @@ def test_switched_off_by_the_environment(monkeypatch):
     assert not fanout.enabled()
     monkeypatch.delenv("SV2FFI_NATIVE_FANOUT")
     assert fanout.enabled()
+
+
+def test_a_client_with_bytes_queued_gets_its_tip_after_them_in_order(tmp_path):
+    """A client that reads slowly (here: a 4 KiB receive buffer, and it does not read while
+    a 3,000-transaction RequestTransactionData.Success is being sent) has bytes waiting in
+    the TP's transport when the next tip comes: the tip must not overtake them (a Noise
+    stream decrypts only in order), so that client takes the queued path; once it reads,
+    every frame decrypts and the messages come in the order sent."""
+    from sv2ffi.messages import (CoinbaseOutputConstraints, RequestTransactionData,
+                                 RequestTransactionDataSuccess, SetupConnection,
+                                 SetupConnectionSuccess)
+
+    src = RegtestSource(mempool_interval=0, initial_txs=0, seed=4)
+    made = 0
+    while made < 3000:
+        made += src.chain.add_random_transactions(3000 - made)
+    svc = TpService(src, datadir=tmp_path, config=TpConfig(max_clients=4))
+    tp = TpThread(svc).start()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(T)
+    conn = Connection.initiator(tp.authority_pubkey)
+    got = []
+
+    def read_until(pred):
+        while not pred():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                pytest.fail(f"timed out after {[type(m).__name__ for m in got]}")
+            assert data, f"the TP closed the connection after {[type(m).__name__ for m in got]}"
+            got.extend(conn.feed(data))
+
+    try:
+        sock.connect(("127.0.0.1", tp.port))
+        sock.sendall(conn.initiate())
+        while not conn.is_established:
+            got.extend(conn.feed(sock.recv(65536)))
+        sock.sendall(conn.send(SetupConnection(protocol=2, min_version=2, max_version=2,
+                                               flags=0, endpoint_host="", endpoint_port=0,
+                                               vendor="t", hardware_version="", firmware="",
+                                               device_id="")))
+        sock.sendall(conn.send(CoinbaseOutputConstraints(
+            coinbase_output_max_additional_size=100, coinbase_output_max_additional_sigops=10)))
+        # the active work (a new client's is the current template, sent as a future one
+        # with its SetNewPrevHash) once it carries the mempool
+        read_until(lambda: any(isinstance(m, NewTemplate) and m.merkle_path for m in got))
+        full = [m for m in got if isinstance(m, NewTemplate) and m.merkle_path][-1]
+        # a small send buffer on the TP's side too, so the reply cannot all fit in the kernel
+        tp.call(lambda: [c.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096) for c in svc.clients.values()])
+        sock.sendall(conn.send(RequestTransactionData(template_id=full.template_id)))
+        for _ in range(200):  # until the reply sits in the TP's transport
+            if tp.call(lambda: [c.transport.get_write_buffer_size()
+                                for c in svc.clients.values()])[0]:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the reply never backed up in the TP's transport")
+        tp.call(src.chain.generate, 1)
+        tip = tp.call(lambda: src.chain.tip_hash)
+        read_until(lambda: any(isinstance(m, SetNewPrevHash) and m.prev_hash == tip
+                               for m in got))
+    finally:
+        sock.close()
+        tp.stop()
+    kinds = [type(m).__name__ for m in got]
+    i = kinds.index("RequestTransactionDataSuccess")
+    assert isinstance(got[0], SetupConnectionSuccess)
+    assert isinstance(got[i], RequestTransactionDataSuccess)
+    assert got[i].template_id == full.template_id and len(got[i].transaction_list) == made
+    assert kinds[i + 1:i + 3] == ["NewTemplate", "SetNewPrevHash"], kinds
+    assert got[i + 1].future_template and got[i + 2].template_id == got[i + 1].template_id
