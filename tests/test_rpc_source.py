@@ -506,3 +506,41 @@ def test_a_quiet_mempool_costs_a_small_call_per_poll_not_a_template(tmp_path):
     finally:
         tp.stop()
         node.close()
+
+
+def test_replies_are_not_formatted_for_a_debug_line_nobody_reads(monkeypatch):
+    """python-bitcoinrpc formats every reply, the whole result through json.dumps, for a
+    debug log line before the logger decides to keep it (19 ms for a 3,000-transaction
+    getblocktemplate); the source's proxy reads replies without that, with the library's
+    Decimal floats and its error for a reply that is not JSON."""
+    import decimal
+
+    import bitcoinrpc.authproxy as authproxy
+
+    from test_rpc_stream import http_server, reply
+
+    big = {"transactions": [{"data": "00" * 200, "fee": 1000} for _ in range(500)],
+           "feerate": 0.00001}
+    answers = iter([reply({"result": big, "error": None, "id": 1}),
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\n"
+                    b"Content-Length: 5\r\n\r\noops!"])
+    sizes = []  # what json.dumps makes from here on (the library's module is the stdlib's)
+    real_dumps = authproxy.json.dumps
+    monkeypatch.setattr(authproxy.json, "dumps",
+                        lambda *a, **k: sizes.append(len(out := real_dumps(*a, **k))) or out)
+    bg = BackgroundLoop("http")
+    server, port, _seen = bg.run(http_server(lambda req, n: next(answers)))
+    src = RpcSource(f"http://127.0.0.1:{port}/", network=REGTEST, user="u", password="p")
+    src._running = True
+    try:
+        got = src.call_sync("getblocktemplate")
+        assert got["transactions"] == big["transactions"]
+        assert got["feerate"] == decimal.Decimal("0.00001")
+        assert max(sizes) < 1000, sizes  # the request only, never the 200 kB reply
+        with pytest.raises(RpcError, match="non-JSON HTTP response with '500") as e:
+            src.call_sync("getblocktemplate")
+        assert e.value.code == -342
+    finally:
+        src._running = False
+        bg.call(server.close)
+        bg.close()
