@@ -411,12 +411,16 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path):
     back a minute here) or the next poll (ten minutes)."""
     node = Node(tmp_path, zmq=True)
     tp, src = make_tp(node, tmp_path, poll_interval=600)
+    calls = []
+    real_call = src.call_sync
+    src.call_sync = lambda method, *a, **k: calls.append(method) or real_call(method, *a, **k)
     try:
         async def main():
             c = await client(tp)
             await c.wait_for(SetNewPrevHash, T)
             node.server.zmq_delay = 60.0
             node.do(node.chain.add_random_transactions, 5)
+            calls.clear()
 
             def empty_block():  # found on the empty work: the mempool stays for the next
                 tpl = node.chain.block_template()
@@ -428,6 +432,11 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path):
             full = await c.wait_for(NewTemplate, T, lambda m: not m.future_template)
             assert full.merkle_path  # the transactions, well before hashblock or a poll
             assert c.state.current.template_id == full.template_id
+            # straight to getblocktemplate (no getmempoolinfo round trip first); the next
+            # poll refreshes whatever the mempool says
+            assert "getblocktemplate" in calls and "getmempoolinfo" not in \
+                calls[:calls.index("getblocktemplate")], calls
+            assert src._mempool_mark is None
             await c.close()
 
         run(main())

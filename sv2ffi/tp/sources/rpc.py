@@ -444,10 +444,18 @@ class RpcSource(Source):
         costs one small call per poll, not a multi-megabyte template to decode."""
         await self._refresh_marked(only_if_changed=True)
 
-    async def _refresh_marked(self, only_if_changed: bool = False) -> None:
+    async def _refresh_marked(self, only_if_changed: bool = False,
+                              take_mark: bool = True) -> None:
         """getblocktemplate with the mempool's mark taken just before it (so a change
-        racing the call is seen by the next poll), one at a time."""
+        racing the call is seen by the next poll), one at a time.  ``take_mark`` False: no
+        getmempoolinfo first (a new tip's template, where its round trip, 3-5 ms with the
+        node busy with the block, would delay the template); the next poll then refreshes
+        unconditionally and takes the mark."""
         async with self._refresh_lock:
+            if not take_mark:
+                await self._refresh()
+                self._mempool_mark, self._refreshed_at = None, time.monotonic()
+                return
             try:
                 info = await self.call("getmempoolinfo")
                 mark = (info.get("size"), info.get("bytes"), str(info.get("total_fee")),
@@ -480,7 +488,7 @@ class RpcSource(Source):
         while self._kick_again and self._running:
             self._kick_again = False
             try:
-                await self._refresh_marked()
+                await self._refresh_marked(take_mark=False)
             except (RpcError, InvalidTemplateError) as e:  # the poll loop retries, reports
                 log.debug("template after a new tip: %s", e)
                 return
