@@ -4,10 +4,10 @@
   every line itself (systemd sets ``JOURNAL_STREAM`` to the device and inode of the
   stream it connected; matching it against stderr tells journald from a redirect).
 - ``--log-level debug`` must stay readable on a real node: python-bitcoinrpc logs every
-  call's arguments and result at DEBUG on the "BitcoinRPC" logger, which for
-  getblocktemplate means every mempool transaction in hex (megabytes per call).  Those
-  records are cut to their first ``RPC_LOG_CHARS`` characters, enough to see which call
-  was made and how it started.
+  call's arguments, and the rpc source every reply, at DEBUG on the "BitcoinRPC" logger,
+  which for getblocktemplate means every mempool transaction in hex (megabytes per
+  call).  Those records are cut to their first ``RPC_LOG_CHARS`` characters, enough to
+  see which call was made and how it started.
 """
 
 from __future__ import annotations

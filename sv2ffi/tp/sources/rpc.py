@@ -53,11 +53,12 @@ CHAIN_NAMES = {"main": "main", "test": "test", "testnet4": "testnet4", "signet":
 
 
 class _Proxy(AuthServiceProxy):
-    """python-bitcoinrpc's proxy without its debug line of every reply: the library
-    formats that line, the whole result run through ``json.dumps``, before the logger
+    """python-bitcoinrpc's proxy with a cheaper debug line for each reply: the library
+    formats its line, the whole result run through ``json.dumps``, before the logger
     decides whether to keep it (``authproxy._get_response``); for a 3,000-transaction
-    getblocktemplate that was 19 ms of every template's path (issue 10).  The reply is
-    read and checked as the library does, the same errors with the same codes."""
+    getblocktemplate that was 10-19 ms of every template's path (issue 10).  Here the
+    line is made only when DEBUG is on, from the reply's own bytes (``logs.py`` cuts it
+    short); the reply is read and checked as the library does, same errors, same codes."""
 
     def _get_response(self):
         resp = self._AuthServiceProxy__conn.getresponse()
@@ -66,7 +67,16 @@ class _Proxy(AuthServiceProxy):
         if resp.getheader("Content-Type") != "application/json":
             raise JSONRPCException({"code": -342, "message": "non-JSON HTTP response with "
                                     f"'{resp.status} {resp.reason}' from server"})
-        return json.loads(resp.read(), parse_float=decimal.Decimal)
+        raw = resp.read()
+        reply = json.loads(raw, parse_float=decimal.Decimal)
+        if _rpc_log.isEnabledFor(logging.DEBUG):
+            _rpc_log.debug("<-%s- %s", reply.get("id") if isinstance(reply, dict) else "?",
+                           raw.decode("utf-8", "replace"))
+        return reply
+
+
+#: python-bitcoinrpc's logger, which ``_Proxy`` writes its reply lines to
+_rpc_log = logging.getLogger("BitcoinRPC")
 
 
 def parse_gbt(j: dict, network: btc.Network, interner: Optional[TxInterner] = None) -> BlockTemplate:
