@@ -251,10 +251,12 @@ def test_block_transactions_finds_what_the_full_parser_finds():
     raw = blk.serialize()
     found = b.block_transactions(raw)
     parsed = b.Block.from_bytes(raw).txs
-    assert [r for r, _ in found] == [t.serialize(True) for t in parsed]
-    assert [s for _, s in found] == [[i.prev_txid for i in t.vin] for t in parsed]
+    assert [r for r, _, _ in found] == [t.serialize(True) for t in parsed]
+    assert [s for _, s, _ in found] == [[i.prev_txid for i in t.vin] for t in parsed]
+    assert [w for _, _, w in found] == [t.wtxid for t in parsed]
     assert any(t.has_witness for t in parsed[1:]) and not parsed[-1].has_witness
     assert len(found) == len(parsed) > 60
+    assert b.block_transactions_py(raw) == found  # the C scan, when built, agrees
 
 
 @pytest.mark.parametrize("cut", [1, 5, 40, 200])
@@ -263,7 +265,42 @@ def test_block_transactions_refuses_blocks_whose_lengths_do_not_add_up(cut):
     chain = RegtestChain(seed=12)
     chain.add_random_transactions(5)
     raw = chain.mine_template(chain.block_template()).serialize()
-    with pytest.raises(BitcoinDecodeError):
-        b.block_transactions(raw[:-cut])
-    with pytest.raises(BitcoinDecodeError):
-        b.block_transactions(raw + bytes(cut))
+    for scan in (b.block_transactions, b.block_transactions_py):
+        with pytest.raises(BitcoinDecodeError):
+            scan(raw[:-cut])
+        with pytest.raises(BitcoinDecodeError):
+            scan(raw + bytes(cut))
+
+
+@pytest.mark.skipif(b._cblockscan is None, reason="sv2ffi._blockscan not built (no OpenSSL "
+                    "libcrypto headers)")
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_c_block_scan_agrees_with_python_on_damaged_blocks(data):
+    """sv2ffi._blockscan against block_transactions_py on a real block with bytes changed,
+    cut or added: both give the same transactions, or both refuse the block."""
+    raw = bytearray(_SCAN_BLOCK)
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(-3, 3))
+    raw = bytes(raw[:cut] if cut < 0 else raw + bytes(cut))
+    try:
+        want = b.block_transactions_py(raw)
+    except BitcoinDecodeError:
+        want = None
+    try:
+        got = b.block_transactions(raw)
+    except BitcoinDecodeError:
+        got = None
+    assert got == want
+
+
+def _scan_block() -> bytes:
+    from sv2ffi.tp.regtest import RegtestChain
+    chain = RegtestChain(seed=13)
+    chain.add_random_transactions(6)
+    return chain.mine_template(chain.block_template()).serialize()
+
+
+_SCAN_BLOCK = _scan_block()

@@ -390,11 +390,11 @@ def block_template_txs(pieces: list, interner: "TxInterner", what: str, fees=Non
     node gave them; None: fees unknown, sigops counted from the transaction."""
     seen: set = set()
     out = []
-    for i, (raw, spends) in enumerate(pieces):
+    for i, (raw, spends, wtxid) in enumerate(pieces):
         parents = tuple(dict.fromkeys(p for p in spends if p in seen))
         fee = None if fees is None else int(fees[i])
         sig = None if sigops is None else int(sigops[i])
-        t = interner.find(btc.sha256d(raw), fee, sig, parents)
+        t = interner.find(wtxid, fee, sig, parents)
         if t is None or t.data != raw:
             try:
                 tx = btc.Tx.from_bytes(raw)
