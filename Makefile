@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 setup: $(VENV)/.installed
 
 # the editable install builds libsv2 too (CMake): redo it when its inputs change
-$(VENV)/.installed: pyproject.toml CMakeLists.txt sv2ffi/schema.py $(wildcard sv2ffi/capi/*.py sv2ffi/capi/*.c sv2ffi/native/*.c)
+$(VENV)/.installed: pyproject.toml CMakeLists.txt sv2ffi/schema.py $(wildcard sv2ffi/capi/*.py sv2ffi/capi/*.c sv2ffi/native/*.c sv2ffi/native/*.h)
 	python3 -m venv $(VENV)
 	SV2FFI_REQUIRE_LIBSV2=1 $(PY) -m pip install --quiet --disable-pip-version-check \
 		--config-settings=build-dir='build/{wheel_tag}' -e '.[test]'

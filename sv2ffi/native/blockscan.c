@@ -19,21 +19,7 @@
 
 #include <stdint.h>
 
-#include <openssl/evp.h>
-
-static EVP_MD *sha256_md;
-static EVP_MD_CTX *sha256_ctx;
-
-static void sha256d(const unsigned char *p, size_t n, unsigned char *out32)
-{
-    unsigned char once[32];
-    EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL);
-    EVP_DigestUpdate(sha256_ctx, p, n);
-    EVP_DigestFinal_ex(sha256_ctx, once, NULL);
-    EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL);
-    EVP_DigestUpdate(sha256_ctx, once, 32);
-    EVP_DigestFinal_ex(sha256_ctx, out32, NULL);
-}
+#include "sha256d.h"
 
 typedef struct {
     const unsigned char *b;
@@ -189,12 +175,5 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__blockscan(void)
 {
-    /* the scan holds the GIL throughout, so one digest context serves every call */
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    sha256_ctx = EVP_MD_CTX_new();
-    if (sha256_md == NULL || sha256_ctx == NULL) {
-        PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
-        return NULL;
-    }
-    return PyModule_Create(&module);
+    return sha256d_init() == 0 ? PyModule_Create(&module) : NULL;
 }

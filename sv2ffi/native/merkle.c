@@ -4,8 +4,8 @@
  * coinbase's merkle path over the txids, the witness root over the wtxids).  Through
  * hashlib each inner node costs a bytes concatenation and two hashlib calls, about 1.5 us,
  * so 3,000 transactions cost about 9 ms of the time between the node's template and the
- * clients' NewTemplate (issue 10).  Here a node is two SHA256() calls on a buffer, which
- * OpenSSL runs on the CPU's SHA extensions where it has them.
+ * clients' NewTemplate (issue 10).  Here a node is one sha256d() on a buffer
+ * (sha256d.h), which OpenSSL runs on the CPU's SHA extensions where it has them.
  *
  *   merkle_root(leaves: bytes, count: int) -> bytes          (32 bytes)
  *   coinbase_merkle_path(txids: bytes, count: int) -> list   (of 32-byte bytes)
@@ -22,23 +22,7 @@
 
 #include <string.h>
 
-#include <openssl/evp.h>
-
-/* OpenSSL 3's one-shot SHA256() looks the algorithm up in its providers on every call
- * (about 1 us, as slow as hashlib); the digest is fetched once and a context reused. */
-static EVP_MD *sha256_md;
-static EVP_MD_CTX *sha256_ctx;
-
-static void sha256d64(const unsigned char *in64, unsigned char *out32)
-{
-    unsigned char once[32];
-    EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL);
-    EVP_DigestUpdate(sha256_ctx, in64, 64);
-    EVP_DigestFinal_ex(sha256_ctx, once, NULL);
-    EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL);
-    EVP_DigestUpdate(sha256_ctx, once, 32);
-    EVP_DigestFinal_ex(sha256_ctx, out32, NULL);
-}
+#include "sha256d.h"
 
 /* One level up, in place: ``n`` nodes at ``buf`` -> (n + 1) / 2 nodes at ``buf``. */
 static Py_ssize_t reduce_level(unsigned char *buf, Py_ssize_t n)
@@ -48,7 +32,7 @@ static Py_ssize_t reduce_level(unsigned char *buf, Py_ssize_t n)
         n++;
     }
     for (Py_ssize_t i = 0; i < n / 2; i++)
-        sha256d64(buf + 64 * i, buf + 32 * i); /* node i reads 2i, 2i+1 (>= i): safe */
+        sha256d(buf + 64 * i, 64, buf + 32 * i); /* node i reads 2i, 2i+1 (>= i): safe */
     return n / 2;
 }
 
@@ -149,12 +133,5 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__merkle(void)
 {
-    /* the module's functions hold the GIL throughout, so one context serves them all */
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    sha256_ctx = EVP_MD_CTX_new();
-    if (sha256_md == NULL || sha256_ctx == NULL) {
-        PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
-        return NULL;
-    }
-    return PyModule_Create(&module);
+    return sha256d_init() == 0 ? PyModule_Create(&module) : NULL;
 }
