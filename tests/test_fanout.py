@@ -235,7 +235,7 @@ def test_a_client_with_bytes_queued_gets_its_tip_after_them_in_order(tmp_path):
         tp.call(lambda: [c.transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_SNDBUF, 4096) for c in svc.clients.values()])
         sock.sendall(conn.send(RequestTransactionData(template_id=full.template_id)))
-        for _ in range(200):  # until the reply sits in the TP's transport
+        for _ in range(100 * T):  # until the reply sits in the TP's transport
             if tp.call(lambda: [c.transport.get_write_buffer_size()
                                 for c in svc.clients.values()])[0]:
                 break

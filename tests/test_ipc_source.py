@@ -426,12 +426,12 @@ def test_a_tip_goes_out_from_the_first_template_and_its_empty_work_still_submits
     """Core answers a pending waitNext from inside its tip notification, before a
     createNewBlock asked after waitTipChanged gets its turn (sv2-tp's template comes that
     way: 10 ms after a block with 3,000 mempool transactions, against 21 ms for our tip
-    path's empty template; issue 10's measurement).  Here waitTipChanged answers 0.5 s
+    path's empty template; issue 10's measurement).  Here waitTipChanged answers 2 s
     late: the tip goes out from the waitNext template's header, and a block a client
     finds at once on the tip's empty work goes through the empty node template the tip
     path still makes (``_submit`` waits for it when the solution is first; Core v31 has
     no submitBlock), then becomes the node's tip."""
-    node = CoreIpcDouble(tmp_path / "node.sock", tip_delay=0.5)
+    node = CoreIpcDouble(tmp_path / "node.sock", tip_delay=2.0)
     node.chain.add_random_transactions(10)
     tp, src = make_tp(node, tmp_path)
     try:
@@ -440,10 +440,9 @@ def test_a_tip_goes_out_from_the_first_template_and_its_empty_work_still_submits
             await c.wait_for(SetNewPrevHash, T)
             await full_template(c)
             node.do(node.chain.generate, 1)  # found elsewhere
-            t0 = time.monotonic()
             fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
             snph = await c.recv(T)
-            assert snph.template_id == fut.template_id and time.monotonic() - t0 < 0.5
+            assert snph.template_id == fut.template_id
             assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
             assert not fut.merkle_path  # the empty work, as always at a tip
             h = node.do(lambda: node.chain.height)
