@@ -461,10 +461,7 @@ class IpcSource(Source):
             raise InvalidTemplateError(f"node template header: {e}") from None
         self._hold((hdr.prev_hash, ()), tmpl)
         if hdr.prev_hash == block_hash:  # else the tip moved on already: the next wait says
-            if self._set_tip(TipInfo(block_hash, height + 1, hdr.bits, hdr.time)):
-                self.fast_tips += 1
-                self._tip_out.clear()
-                self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
+            if self._send_tip(TipInfo(block_hash, height + 1, hdr.bits, hdr.time)):
                 self.last_tip_ms = (time.perf_counter() - t0) * 1e3
                 log.debug("tip %s at height %d: the node's empty template in %.1f ms",
                           btc.hash_hex(block_hash), height, self.last_tip_ms)
@@ -588,11 +585,18 @@ class IpcSource(Source):
             height = btc.parse_bip34_height(cb.script_sig_prefix)
         except BitcoinDecodeError:
             return  # the template path reports it
-        if self._set_tip(TipInfo(hdr.prev_hash, height, hdr.bits, hdr.time)):
-            self.fast_tips += 1
+        if self._send_tip(TipInfo(hdr.prev_hash, height, hdr.bits, hdr.time)):
             self.tips_from_templates += 1
-            self._tip_out.clear()
-            self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
+
+    def _send_tip(self, tip: TipInfo) -> bool:
+        """A newer tip, recorded and handed to the service at once (its template follows
+        once the tip is out: ``_tip_out``); False when it is not newer."""
+        if not self._set_tip(tip):
+            return False
+        self.fast_tips += 1
+        self._tip_out.clear()
+        self._svc_loop.call_soon_threadsafe(self._deliver_tip, self._tip)
+        return True
 
     def _hold(self, key: tuple, tmpl: NodeTemplate) -> None:
         self._held_added.set()
