@@ -9,7 +9,10 @@ decoder python-bitcoinrpc uses), turning it into a BlockTemplate with a cold and
 transaction interner (``parse_gbt``), building the clients' work (``new_template``:
 coinbase merkle path and witness commitment, two merkle trees of sha256d), the floor
 of hashing the same number of 64-byte nodes with hashlib alone, and the two trees
-through hashlib and through OpenSSL (``sv2ffi._merkle``, what the TP uses when built).  Medians of ``--reps``.
+through hashlib and through OpenSSL (``sv2ffi._merkle``, what the TP uses when built);
+then the same steps on the C road the rpc source takes when ``sv2ffi._gbtscan`` is built
+(the reply's bytes scanned with the interpreter released, the merkle trees made in that
+pass, one tuple per transaction left for Python).  Medians of ``--reps``.
 
     .venv/bin/python benchmarks/full_template.py [--txs 3000] [--reps 7]
 """
@@ -32,7 +35,7 @@ from sv2ffi.messages import CoinbaseOutputConstraints, SetupConnection  # noqa: 
 from sv2ffi.tp.core import TemplateProviderCore, TipInfo, TpConfig  # noqa: E402
 from sv2ffi.tp.regtest import RegtestChain  # noqa: E402
 from sv2ffi.tp.regtest_rpc import RegtestRpcServer  # noqa: E402
-from sv2ffi.tp.sources.rpc import parse_gbt  # noqa: E402
+from sv2ffi.tp.sources.gbt import parse_gbt, scan_reply  # noqa: E402
 from sv2ffi.tp.template import TxInterner  # noqa: E402
 
 
@@ -55,7 +58,7 @@ def main() -> int:
     while made < args.txs:
         made += chain.add_random_transactions(args.txs - made)
     j = RegtestRpcServer(chain, user="bench", password="bench")._template_json()
-    raw = json.dumps(j).encode()
+    raw = json.dumps({"result": j, "error": None, "id": 1}).encode()
     net = btc.NETWORKS["regtest"]
     n = len(j["transactions"])
 
@@ -76,18 +79,30 @@ def main() -> int:
                                       hardware_version="", firmware="", device_id=""), now)
     core.receive(sid, CoinbaseOutputConstraints(coinbase_output_max_additional_size=100,
                                                 coinbase_output_max_additional_sigops=10), now)
-    builds = []
-    for k in range(args.reps):
-        tpl = parse_gbt(j, net, interner)
-        tpl.prev_hash, tpl.height = bytes([k + 1]) + bytes(31), tpl.height + k
-        core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time), now)
-        t0 = time.perf_counter()
-        eff = core.new_template(tpl, now)
-        builds.append((time.perf_counter() - t0) * 1e3)
-        assert eff.sends
-        now += 1
-    build = statistics.median(builds)
+    def build_times(make) -> float:
+        builds = []
+        for _ in range(args.reps):
+            tpl = make()
+            k = int(now[0] - 999)  # a new block each time: the build after a tip
+            tpl.prev_hash, tpl.height = k.to_bytes(32, "little"), tpl.height + k
+            core.new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time), now[0])
+            t0 = time.perf_counter()
+            eff = core.new_template(tpl, now[0])
+            builds.append((time.perf_counter() - t0) * 1e3)
+            assert eff.sends
+            now[0] += 1
+        return statistics.median(builds)
 
+    now = [now]
+    build = build_times(lambda: parse_gbt(j, net, interner))
+    # the C road: the reply's bytes scanned (merkle trees included) in the RPC thread with
+    # the interpreter released, then one tuple per transaction for Python
+    scanned = scan_reply(raw)
+    if scanned is not None:
+        scan = timed(lambda: scan_reply(raw), args.reps)
+        cold_c = timed(lambda: parse_gbt(scan_reply(raw), net, TxInterner()), args.reps) - scan
+        warm_c = timed(lambda: parse_gbt(scanned, net, interner), args.reps)
+        build_c = build_times(lambda: parse_gbt(scanned, net, interner))
     node = bytes(64)
 
     def hashes():
@@ -114,6 +129,16 @@ def main() -> int:
     print(f"    its two merkle trees, {'OpenSSL (sv2ffi._merkle)' if btc._cmerkle else 'NOT BUILT: hashlib'}"
           f"{'':>3}{trees:8.2f}")
     print(f"  after the reply, a warm tip's full template       {decode + warm + build:8.2f}")
+    if scanned is None:
+        print("  the C road (sv2ffi._gbtscan): NOT BUILT")
+        return 0
+    print("the C road (sv2ffi._gbtscan, what the rpc source uses when built)")
+    print(f"  scan the reply's bytes, merkle trees included     {scan:8.2f}")
+    print(f"  parse_gbt from the scan, cold interner             {cold_c:8.2f}")
+    print(f"  parse_gbt from the scan, warm interner             {warm_c:8.2f}")
+    print(f"  new_template: the clients' work, trees given       {build_c:8.2f}")
+    print(f"  after the reply, a warm tip's full template       {scan + warm_c + build_c:8.2f}"
+          f"  ({decode + warm + build:.2f} on the json road)")
     return 0
 
 

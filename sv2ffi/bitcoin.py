@@ -614,7 +614,13 @@ def witness_commitment(wtxids: Sequence[bytes],
                        reserved_value: bytes = WITNESS_RESERVED_VALUE) -> bytes:
     """SHA256d(witness root || reserved value); ``wtxids`` exclude the coinbase (its wtxid
     counts as 32 zero bytes)."""
-    root = merkle_root([bytes(32)] + list(wtxids))
+    return witness_commitment_from_root(merkle_root([bytes(32)] + list(wtxids)), reserved_value)
+
+
+def witness_commitment_from_root(root: bytes,
+                                 reserved_value: bytes = WITNESS_RESERVED_VALUE) -> bytes:
+    """The commitment from a witness merkle root already computed (the coinbase's wtxid
+    as 32 zero bytes in it)."""
     return sha256d(root + reserved_value)
 
 
@@ -624,6 +630,10 @@ def witness_commitment_script(commitment: bytes) -> bytes:
 
 def witness_commitment_output(wtxids: Sequence[bytes]) -> TxOut:
     return TxOut(0, witness_commitment_script(witness_commitment(wtxids)))
+
+
+def witness_commitment_output_from_root(root: bytes) -> TxOut:
+    return TxOut(0, witness_commitment_script(witness_commitment_from_root(root)))
 
 
 def find_witness_commitment(coinbase: Tx) -> Optional[int]:

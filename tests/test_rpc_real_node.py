@@ -19,6 +19,7 @@ from sv2ffi.messages import NewTemplate, RequestTransactionDataSuccess, SetNewPr
 from sv2ffi.tp.core import TpConfig
 from sv2ffi.tp.runner import TpThread
 from sv2ffi.tp.server import TpService
+from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, scanner_built
 from sv2ffi.tp.sources.rpc import RpcSource
 from test_client_cli import SV2FFI, Proc
 
@@ -73,6 +74,21 @@ def test_five_hundred_wallet_transactions_in_core_order_and_a_block_core_accepts
             gbt = node.rpc("getblocktemplate", {"rules": ["segwit"]})
             assert [bytes.fromhex(t["data"]) for t in gbt["transactions"]] == \
                 list(data.transaction_list)
+            if scanner_built():
+                # Core's own reply bytes are read by the C scanner (sv2ffi/native/
+                # gbtscan.c), never left to json, and read as json reads them
+                assert src.gbt_reads["decoded"] == 0 and src.gbt_reads["scanned"] > 0
+                scanned = src.call_sync("getblocktemplate", {"rules": ["segwit"]})
+                assert isinstance(scanned, ScannedGbt)
+                a, b = parse_gbt(gbt, src.network), parse_gbt(scanned, src.network)
+                assert [(t.txid, t.wtxid, t.fee, t.weight, t.sigops, t.parents, t.data)
+                        for t in a.txs] == \
+                    [(t.txid, t.wtxid, t.fee, t.weight, t.sigops, t.parents, t.data)
+                     for t in b.txs]
+                assert a.work(None).merkle_path == b.work(None).merkle_path
+                assert a.work(None).outputs[-1].script_pubkey == \
+                    bytes.fromhex(gbt["default_witness_commitment"]) == \
+                    b.work(None).outputs[-1].script_pubkey
             assert len(data.transaction_list) == size and data.excess_data == bytes(32)
             await c.submit(c.mine_current())
             snph = await c.wait_for(SetNewPrevHash, T)

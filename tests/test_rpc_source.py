@@ -17,6 +17,7 @@ from sv2ffi.tp.regtest import RegtestChain
 from sv2ffi.tp.regtest_rpc import RegtestRpcServer
 from sv2ffi.tp.runner import BackgroundLoop, TpThread
 from sv2ffi.tp.server import TpService
+from sv2ffi.tp.sources.gbt import scanner_built
 from sv2ffi.tp.sources.rpc import RpcSource, parse_gbt
 
 T = 20
@@ -134,6 +135,11 @@ def test_full_flow_through_bitcoind_rpc(tmp_path, zmq):
             node.rpc().generate_transactions(10, 20, 40)
             nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template)
             assert len(nt.merkle_path) >= 3
+            # every reply was read by the C scanner where it is built (the json road is
+            # its reference: tests/test_gbt_scan.py)
+            reads = src.gbt_reads
+            assert (reads["scanned"] > 0 and reads["decoded"] == 0) if scanner_built() else \
+                (reads["scanned"] == 0 and reads["decoded"] > 0)
             await c.close()
 
         run(main())

@@ -407,7 +407,8 @@ class TemplateProviderCore:
         """Cache the group's trimmed work from ``tpl`` under a new id, applying to the tip's
         SetNewPrevHash."""
         t0 = _time.perf_counter()
-        keep = select_transactions(tpl.txs, g.constraints, self.config.block_max_weight)
+        keep = select_transactions(tpl.txs, g.constraints, self.config.block_max_weight,
+                                   sums=tpl.sums())
         tip = self.tip
         st = self._cache(ServedTemplate(self._new_id(), tpl.work(keep), now).activate(
             tip.prev_hash, tip.bits, tip.time))
@@ -574,7 +575,7 @@ class TemplateProviderCore:
         if tpl is None or g.built_from is tpl:
             return
         c = self.config
-        keep = select_transactions(tpl.txs, g.constraints, c.block_max_weight)
+        keep = select_transactions(tpl.txs, g.constraints, c.block_max_weight, sums=tpl.sums())
         if not g.fresh_tip:
             if tpl.fees_known:
                 fees = tpl.fees if keep is None else sum(tpl.txs[i].fee for i in keep)

@@ -39,8 +39,10 @@ from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException
 from ... import bitcoin as btc
 from ...errors import ChainMismatchError, InvalidTemplateError, RpcError
 from ..core import TipInfo
-from ..template import BlockTemplate, TemplateTx, TxInterner
+from ..template import TxInterner
 from . import Source
+from . import gbt
+from .gbt import ScannedGbt, parse_gbt, scan_reply
 from .rpc_stream import RpcStream, RpcTimeout
 
 log = logging.getLogger("sv2ffi.tp.rpc")
@@ -60,6 +62,10 @@ class _Proxy(AuthServiceProxy):
     line is made only when DEBUG is on, from the reply's own bytes (``logs.py`` cuts it
     short); the reply is read and checked as the library does, same errors, same codes."""
 
+    #: set on a getblocktemplate call: reads the reply's bytes in C (``gbt.scan_reply``)
+    #: instead of the json module when it can (None: it declined; json decodes it)
+    scan = None
+
     def _get_response(self):
         resp = self._AuthServiceProxy__conn.getresponse()
         if resp is None:
@@ -68,6 +74,12 @@ class _Proxy(AuthServiceProxy):
             raise JSONRPCException({"code": -342, "message": "non-JSON HTTP response with "
                                     f"'{resp.status} {resp.reason}' from server"})
         raw = resp.read()
+        if self.scan is not None:
+            scanned = self.scan(raw)
+            if scanned is not None:
+                if _rpc_log.isEnabledFor(logging.DEBUG):
+                    _rpc_log.debug("<-- %s", raw.decode("utf-8", "replace"))
+                return {"result": scanned, "error": None}
         reply = json.loads(raw, parse_float=decimal.Decimal)
         if _rpc_log.isEnabledFor(logging.DEBUG):
             _rpc_log.debug("<-%s- %s", reply.get("id") if isinstance(reply, dict) else "?",
@@ -77,55 +89,6 @@ class _Proxy(AuthServiceProxy):
 
 #: python-bitcoinrpc's logger, which ``_Proxy`` writes its reply lines to
 _rpc_log = logging.getLogger("BitcoinRPC")
-
-
-def parse_gbt(j: dict, network: btc.Network, interner: Optional[TxInterner] = None) -> BlockTemplate:
-    """A getblocktemplate result -> BlockTemplate (bitcoind's own fee/weight/sigops/depends
-    are trusted; the transactions are not re-parsed).  With an ``interner``, a transaction
-    already held by a live template is reused without decoding its hex again."""
-    if interner is None:
-        interner = TxInterner()
-    try:
-        txs: list = []
-        # per transaction this runs thousands of times a poll: a warm mempool costs a
-        # lookup each, no hex decoded and no object built
-        for n, t in enumerate(j["transactions"]):
-            deps = t.get("depends")
-            if deps:
-                found = []
-                for d in deps:
-                    d = int(d) - 1
-                    if not 0 <= d < n:
-                        raise InvalidTemplateError(f"getblocktemplate: transaction {n} "
-                                                   "depends on a later one")
-                    found.append(txs[d].txid)
-                parents = tuple(sorted(found))
-            else:
-                parents = ()
-            wtxid = bytes.fromhex(t.get("hash") or t["txid"])[::-1]
-            if len(wtxid) != 32:
-                raise ValueError(f"transaction {n}: a hash is 32 bytes")
-            fee, sigops = int(t["fee"]), int(t.get("sigops", 0))
-            tx = interner.find(wtxid, fee, sigops, parents)
-            txs.append(tx if tx is not None else interner.add(_gbt_tx(t, wtxid, parents)))
-        tpl = BlockTemplate(network, int(j["height"]), btc.hash_from_hex(j["previousblockhash"]),
-                            int(j["version"]), int(j["bits"], 16), int(j["curtime"]),
-                            int(j["coinbasevalue"]), txs, min_time=int(j.get("mintime", 0)))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InvalidTemplateError(f"getblocktemplate result is malformed: {e!r}") from None
-    if tpl.coinbase_value < tpl.subsidy:
-        raise InvalidTemplateError("getblocktemplate: coinbasevalue below the subsidy "
-                                   "(wrong --chain?)")
-    return tpl
-
-
-def _gbt_tx(t: dict, wtxid: bytes, parents: tuple) -> TemplateTx:
-    data = bytes.fromhex(t["data"])
-    weight = t.get("weight")
-    if weight is None:
-        weight = btc.Tx.from_bytes(data).weight
-    return TemplateTx(data, btc.hash_from_hex(t["txid"]), wtxid, int(weight),
-                      int(t.get("sigops", 0)), int(t["fee"]), parents)
 
 
 class RpcSource(Source):
@@ -162,6 +125,9 @@ class RpcSource(Source):
         self._mempool_mark = None
         self._refreshed_at = float("-inf")
         self.skipped_polls = 0
+        #: getblocktemplate replies read by the C scanner, and by the json module (the
+        #: scanner not built, or a reply of a shape it leaves to json)
+        self.gbt_reads = {"scanned": 0, "decoded": 0}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=6,
                                                            thread_name_prefix="sv2ffi-rpc")
         self._inflight: set = set()
@@ -226,13 +192,16 @@ class RpcSource(Source):
     def call_sync(self, method: str, *params, timeout: Optional[float] = None):
         """One JSON-RPC call.  Calls with the default timeout reuse this thread's
         keep-alive connection (reopened once if the node closed it, e.g. on a restart);
-        long ones (long-polls) get their own connection."""
+        long ones (long-polls) get their own connection.  getblocktemplate's reply is read
+        by ``gbt.scan_reply`` when it can (a ``ScannedGbt`` then, else the decoded dict)."""
         keep = timeout is None
         for attempt in (1, 2):
             conn = self._kept_connection() if keep else None
             proxy = _Proxy(self._url, method, timeout=timeout or self.timeout,
                            connection=conn)
             proxy._AuthServiceProxy__auth_header = self._auth_header()
+            if method == "getblocktemplate":
+                proxy.scan = scan_reply
             conn = proxy._AuthServiceProxy__conn
             reused = keep and conn.sock is not None
             with self._inflight_lock:
@@ -403,6 +372,14 @@ class RpcSource(Source):
                 await self._wait_ready()
                 return
             raise
+        if isinstance(j, ScannedGbt):
+            self.gbt_reads["scanned"] += 1
+        else:
+            self.gbt_reads["decoded"] += 1
+            if gbt.scanner_built() and self.gbt_reads["decoded"] == 1:
+                log.info("a getblocktemplate reply was read by the json module, not the C "
+                         "scanner (sv2ffi/native/gbtscan.c declines shapes it does not "
+                         "expect): slower, same template")
         tpl = parse_gbt(j, self.network, self._interner)
         self._lpid = j.get("longpollid")
         reorg = False
