@@ -228,6 +228,7 @@ def cmd_ping_pong(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     from . import fanout
     from .config import NotInstalledError, find
+    from .tp.sources import gbt
 
     try:
         inst = find()
@@ -245,7 +246,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"prefix      {inst.prefix}\nlibrary     {inst.library}\nheader      {inst.header}"
               f"\ncflags      {inst.cflags()}\nlibs        {inst.libs()}"
               f"\npkg-config  {inst.pkg_config_dir}\ncmake       {inst.cmake_dir}"
-              f"\ntip pass    {fanout.describe()}")
+              f"\ntip pass    {fanout.describe()}\ngbt reader  {gbt.describe()}")
     return 0
 
 

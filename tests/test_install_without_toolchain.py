@@ -59,6 +59,10 @@ def test_the_python_parts_work(pure):
     said = sh([py, "-c", "from sv2ffi import fanout; assert not fanout.AVAILABLE; "
                "print(fanout.describe())"], env=env).stdout
     assert said.startswith("Python (sv2ffi._fanout was not built")
+    # nor the C getblocktemplate reader: the rpc source decodes replies with json
+    said = sh([py, "-c", "from sv2ffi.tp.sources import gbt; assert not gbt.scanner_built(); "
+               "assert gbt.scan_reply(b'{}') is None; print(gbt.describe())"], env=env).stdout
+    assert said.startswith("json (sv2ffi._gbtscan was not built")
     site = next((venv / "lib").glob("python3*/site-packages"))
     assert (site / "sv2ffi" / "py.typed").is_file()
     assert not list(site.glob("sv2ffi/lib/libsv2*"))

@@ -52,6 +52,14 @@ def scanner_built() -> bool:
     return _gbtscan is not None
 
 
+def describe() -> str:
+    """Which road the rpc source reads getblocktemplate replies on (``sv2ffi config``)."""
+    if _gbtscan is None:
+        return ("json (sv2ffi._gbtscan was not built: no OpenSSL libcrypto headers when the "
+                "package was built)")
+    return "C (sv2ffi._gbtscan: the reply and its merkle trees; json for unusual shapes)"
+
+
 def scan_reply(raw: bytes) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or
     a shape the scanner leaves to the json module."""
