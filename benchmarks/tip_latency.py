@@ -29,7 +29,10 @@ client when the kernel queues the segment to the client's socket (``SO_TIMESTAMP
 benchmarks/arrivals.py): on a busy 2-core machine a Python client reads and decrypts its
 frame later, which measures the client, not the TP; the time it read the bytes is printed
 too (``read``).  The node's tip signal is kernel-stamped the same way; the full template
-column is from it.  CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all
+column is from it.  ``- its gbt`` (``sv2ffi rpc``): the full template's latency minus the
+node's getblocktemplate time for that very template (request to last byte, from the TP's
+log line for each block's first full template): what the TP itself added, which issue 10
+budgets at 5 ms; the floor line's getblocktemplate is timed on other tips, with no TP.  CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all
 processes compare.
 
     .venv/bin/python benchmarks/tip_latency.py [--clients 1,10,100] [--tips 15] [--runs 3]
@@ -208,21 +211,31 @@ class Sv2ffiTp:
         self.port = free_port()
         datadir.mkdir(parents=True, exist_ok=True)
         args = ["tp", "--source", source, "--sv2-port", str(self.port), "--datadir",
-                str(datadir), "--max-clients", "1000", "--log-level", "warning", "--chain",
+                str(datadir), "--max-clients", "1000", "--log-level", "info", "--chain",
                 "regtest"]
+        #: block hash -> the node's getblocktemplate ms for that block's first full
+        #: template, as the rpc source logs it (request sent to the reply's last byte)
+        self.gbt_ms: dict = {}
         if source == "rpc":
             args += ["--rpc-url", node.url, "--rpc-cookie-file", str(node.cookie),
                      "--zmq-hashblock", node.zmq]
         else:
             args += ["--ipcconnect", f"unix:{node.node.socket}"]
         self.proc = subprocess.Popen(SV2FFI + args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
+                                     stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._read_log, daemon=True).start()
         for line in self.proc.stdout:
             m = re.search(r"authority public key: (\w+)", line)
             if m:
                 self.key = m.group(1)
                 break
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def _read_log(self):
+        for line in self.proc.stderr:
+            m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+) ms", line)
+            if m:
+                self.gbt_ms[m.group(1)] = float(m.group(2))
 
     def close(self):
         self.proc.terminate()
@@ -292,6 +305,7 @@ def measure(node, tp, n: int, tips: int) -> dict:
     listener.join(5)
     waiter.join(5)
     from_zmq, from_submit, from_notify, read_notify, worst, full_lat = [], [], [], [], [], []
+    over_gbt: list = []
     missed = 0
     for tip, t0 in submitted:
         tz = zmq_at.get(tip)
@@ -313,6 +327,9 @@ def measure(node, tp, n: int, tips: int) -> dict:
             f = full[i].get(tip)
             if f is not None:
                 full_lat.append((f[0] - (tn or t0)) * 1000)
+                gbt = getattr(tp, "gbt_ms", {}).get(tip)
+                if gbt is not None:  # the same template's own getblocktemplate
+                    over_gbt.append(full_lat[-1] - gbt)
         if per_tip:
             worst.append(max(per_tip))
     return {"zmq50": pct(from_zmq, 50), "zmq99": pct(from_zmq, 99),
@@ -320,7 +337,8 @@ def measure(node, tp, n: int, tips: int) -> dict:
             "r50": pct(read_notify, 50), "r99": pct(read_notify, 99),
             "sub50": pct(from_submit, 50), "sub99": pct(from_submit, 99),
             "worst99": pct(worst, 99), "missed": missed, "samples": n * tips,
-            "full50": pct(full_lat, 50)}
+            "full50": pct(full_lat, 50),
+            "over50": pct(over_gbt, 50) if over_gbt else float("nan")}
 
 
 def node_gbt(node, tips: int) -> list:
@@ -389,14 +407,16 @@ def main(argv=None) -> int:
           f"{statistics.median(gbt):.2f} ms, p99 {pct(gbt, 99):.2f} ms (request to last byte)")
     print(f"{'TP':<11} {'N':>4} | {'from notify p50':>15} {'p99':>7} {'slowest p99':>11} | "
           f"{'read p50':>8} {'p99':>7} | {'from zmq p50':>12} {'p99':>7} | "
-          f"{'from submit p50':>15} {'p99':>7} | {'missed':>8} | {'full tpl p50':>12}")
+          f"{'from submit p50':>15} {'p99':>7} | {'missed':>8} | {'full tpl p50':>12} "
+          f"{'- its gbt':>9}")
     for (name, n), rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         print(f"{name:<11} {n:>4} | {med['n50']:>15.2f} {med['n99']:>7.2f} "
               f"{med['worst99']:>11.2f} | {med['r50']:>8.2f} {med['r99']:>7.2f} | "
               f"{med['zmq50']:>12.2f} {med['zmq99']:>7.2f} | "
               f"{med['sub50']:>15.2f} {med['sub99']:>7.2f} | "
-              f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {med['full50']:>12.1f}")
+              f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {med['full50']:>12.1f} "
+              f"{'-' if med['over50'] != med['over50'] else format(med['over50'], '.1f'):>9}")
     return 0
 
 

@@ -3,6 +3,7 @@ built-in regtest chain's JSON-RPC endpoint: full SV2 flow, ZMQ fast tip switch, 
 cookie auth, node restart, initial block download, submitblock retries."""
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -410,11 +411,13 @@ def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp
         node.close()
 
 
-def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path):
+def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplog):
     """bitcoind publishes hashblock after its wallet has processed the block (746-1,119 ms
     with 500 wallet transactions confirmed, issue 10's measurement on Core): the tip's
     full template is fetched as soon as the tip goes out, not at the ZMQ message (held
-    back a minute here) or the next poll (ten minutes)."""
+    back a minute here) or the next poll (ten minutes).  The TP logs that template with
+    the node's getblocktemplate time and its own, which issue 10 budgets."""
+    caplog.set_level(logging.INFO, logger="sv2ffi.tp.rpc")
     node = Node(tmp_path, zmq=True)
     tp, src = make_tp(node, tmp_path, poll_interval=600)
     calls = []
@@ -447,6 +450,11 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path):
 
         run(main())
         assert src.tip_signals["zmq"] == 0, src.tip_signals
+        tip = btc.hash_hex(node.do(lambda: node.chain.tip_hash))
+        said = [r.getMessage() for r in caplog.records if f"full template on block {tip}" in
+                r.getMessage()]
+        assert len(said) == 1 and "5 transactions): the node's getblocktemplate" in said[0] \
+            and "ms to the clients (read " in said[0], said
     finally:
         tp.stop()
         node.close()
