@@ -41,6 +41,7 @@ processes compare.
 from __future__ import annotations
 
 import argparse
+import os
 import multiprocessing as mp
 import re
 import statistics
@@ -236,6 +237,8 @@ class Sv2ffiTp:
             m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+) ms", line)
             if m:
                 self.gbt_ms[m.group(1)] = float(m.group(2))
+            if os.environ.get("TIPLAT_TPLOG"):
+                print(line.rstrip(), file=sys.stderr)
 
     def close(self):
         self.proc.terminate()

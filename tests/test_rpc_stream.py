@@ -123,3 +123,47 @@ def test_timeouts_unreachable_nodes_and_bad_replies_are_typed():
             s.close()
             server.close()
     run(main())
+
+
+def test_a_kept_warm_connection_is_reopened_when_the_node_closes_it_idle_and_sends_at_once():
+    """bitcoind closes a keep-alive connection idle for -rpcservertimeout (30 s by
+    default); the tip's getblocktemplate must still leave in the tip's own callback
+    (``send_now``), so a warm stream reopens as soon as the node closes it."""
+    async def main():
+        conns, served = [], []
+
+        async def on_conn(reader, writer):
+            conns.append(writer)
+            me = len(conns)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                              if h.lower().startswith(b"content-length")][0])
+                req = json.loads(await reader.readexactly(length))
+                served.append((me, req["method"]))
+                writer.write(reply({"result": req["method"], "error": None, "id": req["id"]}))
+                await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()  # one call per connection: an idle timeout right after it
+
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x", keep_warm=True)
+        try:
+            assert not s.send_now("getblocktemplate", {})  # never connected: call does it
+            assert await s.call("first", timeout=5) == "first"
+            for _ in range(200):  # the node closed it; the stream opened another
+                if s.reopened and s._writer is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert s.reopened >= 1 and len(conns) == 2
+            assert s.send_now("getblocktemplate", {"rules": ["segwit"]})  # written at once
+            assert await s.call("getblocktemplate", timeout=5, sent=True) == "getblocktemplate"
+            assert served == [(1, "first"), (2, "getblocktemplate")]  # on the reopened one
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())

@@ -43,10 +43,13 @@ from ..template import TxInterner
 from . import Source
 from . import gbt
 from .gbt import ScannedGbt, parse_gbt, scan_reply
-from .rpc_stream import RpcStream, RpcTimeout
+from .rpc_stream import RpcStream, RpcTimeout, read_reply
 
 log = logging.getLogger("sv2ffi.tp.rpc")
 
+#: the largest getblocktemplate reply read (a 4 MWU block's transactions in hex, with
+#: their JSON, stay well below it)
+MAX_GBT_REPLY = 64 << 20
 RPC_IN_WARMUP = -28
 RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
 #: bitcoind's names for --chain values in getblockchaininfo
@@ -144,6 +147,7 @@ class RpcSource(Source):
         self._tip_height = -1
         #: the block the last template was built on (its first full template is logged)
         self._templated_tip: Optional[bytes] = None
+        self._tip_at = 0.0  # time.monotonic() when the last fast tip went to the service
         #: headers of the chain we follow, by height: (hash, HeaderInfo); enough to
         #: compute a tip without asking the node (median time past, retargets)
         self._chain: dict = {}
@@ -161,10 +165,13 @@ class RpcSource(Source):
         self.tip_signals = {"zmq": 0, "waitfornewblock": 0, "submitblock": 0, "predicted": 0,
                             "corrected": 0}
         self._fast_pending: set = set()
-        #: one getblocktemplate (and its mempool mark) at a time: the poll's and a tip's
+        #: one poll's getblocktemplate (and its mempool mark) at a time (a tip's goes at once)
         self._refresh_lock: Optional[asyncio.Lock] = None
         self._kick: Optional[asyncio.Task] = None
         self._kick_again = False
+        #: the event loop's connection for a new tip's getblocktemplate (``_kick_refresh``)
+        self._gbt_stream: Optional[RpcStream] = None
+        self._gbt_read_at = 0.0
 
     def describe(self) -> str:
         how = f"ZMQ hashblock {self.zmq_hashblock}" if self.zmq_hashblock else "long-poll"
@@ -200,7 +207,8 @@ class RpcSource(Source):
         keep-alive connection (reopened once if the node closed it, e.g. on a restart);
         long ones (long-polls) get their own connection.  getblocktemplate's reply is read
         by ``gbt.scan_reply`` when it can (a ``ScannedGbt`` then, else the decoded dict).
-        ``timing``: gets (request sent, reply's last byte read), monotonic seconds."""
+        ``timing``: gets (request sent, reply's last byte read, reply read), monotonic
+        seconds."""
         keep = timeout is None
         for attempt in (1, 2):
             conn = self._kept_connection() if keep else None
@@ -224,7 +232,7 @@ class RpcSource(Source):
                 sent_at = time.monotonic()
                 result = proxy(*params)
                 if timing is not None:
-                    timing[:] = (sent_at, proxy.last_byte_at)
+                    timing[:] = (sent_at, proxy.last_byte_at, time.monotonic())
                 if not keep:
                     conn.close()
                 return result
@@ -259,6 +267,10 @@ class RpcSource(Source):
         self._running = True
         self.ready = asyncio.Event()
         self._refresh_lock = asyncio.Lock()
+        u = urlparse(self._url)
+        self._gbt_stream = RpcStream(u.hostname, u.port, u.path, self._auth_header,
+                                     tls=u.scheme == "https", max_reply=MAX_GBT_REPLY,
+                                     keep_warm=True)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -275,6 +287,8 @@ class RpcSource(Source):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        if self._gbt_stream is not None:
+            self._gbt_stream.close()
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))
         for conn in list(self._kept):
@@ -286,7 +300,8 @@ class RpcSource(Source):
         while self._running:
             try:
                 await self._wait_ready()
-                await self._refresh()
+                # with ZMQ, through the tips' connection: it is then open for the first tip
+                await self._refresh(stream=self._gbt_stream if self.zmq_hashblock else None)
                 await asyncio.get_running_loop().run_in_executor(self._pool,
                                                                  self._prime_chain_sync)
                 self._mempool_mark = None  # (re)connected: the next poll fetches a template
@@ -371,15 +386,23 @@ class RpcSource(Source):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_delay)
 
-    async def _refresh(self, longpoll: bool = False) -> None:
+    async def _refresh(self, longpoll: bool = False, stream: Optional[RpcStream] = None,
+                       sent: bool = False) -> None:
+        """One getblocktemplate, applied.  ``stream``: through that event-loop connection
+        (a new tip's template; ``sent``: its request already written) instead of the pool."""
         req = {"rules": ["segwit"]}
         if longpoll and self._lpid:
             req["longpollid"] = self._lpid
         timing: list = []
         try:
-            j = await self.call("getblocktemplate", req,
-                                timeout=self.longpoll_timeout if longpoll else None,
-                                timing=timing)
+            if stream is not None:
+                j = await stream.call("getblocktemplate", req, timeout=self.timeout, sent=sent,
+                                      read=self._read_gbt)
+                timing[:] = (stream.sent_at, stream.last_byte_at, self._gbt_read_at)
+            else:
+                j = await self.call("getblocktemplate", req,
+                                    timeout=self.longpoll_timeout if longpoll else None,
+                                    timing=timing)
         except RpcError as e:
             if e.code == RPC_CLIENT_IN_INITIAL_DOWNLOAD:
                 await self._wait_ready()
@@ -421,13 +444,16 @@ class RpcSource(Source):
         first = tpl.prev_hash != self._templated_tip
         self._templated_tip = tpl.prev_hash
         level = logging.INFO if first else logging.DEBUG
-        if len(timing) == 2 and log.isEnabledFor(level):
-            sent, last = timing
+        if len(timing) == 3 and log.isEnabledFor(level):
+            sent, last, read = timing
+            asked = f", asked {(sent - self._tip_at) * 1000:.1f} ms after the tip went out" \
+                if first and self._tip_at and tpl.prev_hash == self._tip else ""
             log.log(level, "%s template on block %s (height %d, %d transactions): the node's "
-                    "getblocktemplate %.1f ms, then %.1f ms to the clients (%s)",
+                    "getblocktemplate %.1f ms%s; then %.1f ms to the clients (%.1f ms of it %s)",
                     "full" if first else "updated", btc.hash_hex(tpl.prev_hash), tpl.height,
-                    len(tpl.txs), (last - sent) * 1000, (time.monotonic() - last) * 1000,
-                    "read in C" if scanned else "read by json")
+                    len(tpl.txs), (last - sent) * 1000, asked, (time.monotonic() - last) * 1000,
+                    (read - last) * 1000,
+                    "reading it in C" if scanned else "decoding it with json")
 
     async def _longpoll_loop(self) -> None:
         while self._running:
@@ -463,18 +489,11 @@ class RpcSource(Source):
         costs one small call per poll, not a multi-megabyte template to decode."""
         await self._refresh_marked(only_if_changed=True)
 
-    async def _refresh_marked(self, only_if_changed: bool = False,
-                              take_mark: bool = True) -> None:
+    async def _refresh_marked(self, only_if_changed: bool = False) -> None:
         """getblocktemplate with the mempool's mark taken just before it (so a change
-        racing the call is seen by the next poll), one at a time.  ``take_mark`` False: no
-        getmempoolinfo first (a new tip's template, where its round trip, 3-5 ms with the
-        node busy with the block, would delay the template); the next poll then refreshes
-        unconditionally and takes the mark."""
+        racing the call is seen by the next poll), one poll at a time.  (A new tip's
+        template takes no mark: ``_kicked_refresh``.)"""
         async with self._refresh_lock:
-            if not take_mark:
-                await self._refresh()
-                self._mempool_mark, self._refreshed_at = None, time.monotonic()
-                return
             try:
                 info = await self.call("getmempoolinfo")
                 mark = (info.get("size"), info.get("bytes"), str(info.get("total_fee")),
@@ -495,22 +514,53 @@ class RpcSource(Source):
         """A new tip went out: fetch its full template now.  With ZMQ the poll loop would
         fetch it at the next hashblock message, which bitcoind publishes only after its
         wallet has processed the block (up to a second later with a busy wallet), or at
-        the next poll.  (Long-poll mode needs no kick: the long-poll returns at the tip.)"""
+        the next poll.  (Long-poll mode needs no kick: the long-poll returns at the tip.)
+
+        The request is written here, in the callback that sent the tip, on a connection of
+        the event loop's own (``RpcStream.send_now``): through the pool it left 1-3 ms
+        after the tip (a task, a thread hop, python-bitcoinrpc's request), all of it on
+        the way to the clients' full template.  It does not wait for a poll's
+        getblocktemplate in flight either (a poll's answer for the old block is then
+        dropped as older; one for the new block is as good as this one)."""
         if not self.zmq_hashblock or not self._running or self._refresh_lock is None:
             return
         self._kick_again = True
         if self._kick is None or self._kick.done():
-            self._kick = asyncio.get_running_loop().create_task(self._kicked_refresh())
-
-    async def _kicked_refresh(self) -> None:
-        # a tip arriving while this one's getblocktemplate is in flight gets another
-        while self._kick_again and self._running:
             self._kick_again = False
+            sent = self._gbt_stream.send_now("getblocktemplate", {"rules": ["segwit"]})
+            self._kick = asyncio.get_running_loop().create_task(self._kicked_refresh(sent))
+
+    async def _kicked_refresh(self, sent: bool) -> None:
+        # a tip arriving while this one's getblocktemplate is in flight gets another
+        again = True
+        while again and self._running:
             try:
-                await self._refresh_marked(take_mark=False)
+                await self._refresh(stream=self._gbt_stream, sent=sent)
             except (RpcError, InvalidTemplateError) as e:  # the poll loop retries, reports
+                if isinstance(e, RpcError) and not isinstance(e, RpcTimeout):
+                    self.rpc_errors["reply" if e.code is not None else "unreachable"] += 1
                 log.debug("template after a new tip: %s", e)
+                self._gbt_stream.close()  # a reply may be left unread on it
                 return
+            # the next poll refreshes unconditionally, and takes the mempool's mark then
+            self._mempool_mark, self._refreshed_at = None, time.monotonic()
+            again, self._kick_again, sent = self._kick_again, False, False
+
+    async def _read_gbt(self, code: int, raw: bytes):
+        """A getblocktemplate reply from the tip's connection, read on a pool thread (the
+        C scanner releases the interpreter; json, its fallback, would hold the loop)."""
+        loop = asyncio.get_running_loop()
+        got = await loop.run_in_executor(self._pool, self._read_gbt_sync, code, raw)
+        self._gbt_read_at = time.monotonic()
+        return got
+
+    @staticmethod
+    def _read_gbt_sync(code: int, raw: bytes):
+        if code == 200:
+            scanned = scan_reply(raw)
+            if scanned is not None:
+                return scanned
+        return read_reply("getblocktemplate", code, raw)
 
     # ---- fast tip switch ----------------------------------------------------------------
 
@@ -539,6 +589,7 @@ class RpcSource(Source):
 
     def _set_tip(self, tip: TipInfo) -> None:
         self._tip, self._tip_height = tip.prev_hash, tip.height - 1
+        self._tip_at = time.monotonic()
         self.fast_tips += 1
 
     def _announce_predicted(self, block_hash: bytes, height: int) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Callable, Optional
+import time
+from typing import Awaitable, Callable, Optional
 
 from ...errors import RpcError
 
@@ -26,40 +27,69 @@ class RpcTimeout(RpcError):
 
 
 class RpcStream:
-    """One keep-alive HTTP connection to bitcoind, used by one task at a time."""
+    """One keep-alive HTTP connection to bitcoind, used by one task at a time.
+
+    ``send_now`` writes a request without awaiting anything, so a call can leave in the
+    same callback as the event that asks for it (a new tip's getblocktemplate goes out
+    with the tip, not a loop iteration and a thread hop later); ``call(..., sent=True)``
+    then reads its reply.  ``read`` (an awaitable taking the HTTP status and body) turns a
+    reply into a result off the loop when it is big (sources/rpc.py reads a
+    getblocktemplate reply on a pool thread); by default the json module reads it here."""
 
     def __init__(self, host: str, port: int, path: str, auth_header: Callable[[], bytes],
-                 *, tls: bool = False):
+                 *, tls: bool = False, max_reply: int = MAX_REPLY, keep_warm: bool = False):
         self.host, self.port, self.path = host, port, path or "/"
         self.tls = tls  # an https:// URL (a TLS proxy in front of bitcoind): verified
         self._auth = auth_header
+        self.max_reply = max_reply
         self._reader: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
         self._id = 0
+        #: time.monotonic() of the last request written and of its reply's last byte
+        self.sent_at = self.last_byte_at = 0.0
+        #: reopen the connection as soon as the node closes it while idle (bitcoind
+        #: closes a keep-alive connection after -rpcservertimeout, 30 s by default; blocks
+        #: come minutes apart), so ``send_now`` finds one open
+        self.keep_warm = keep_warm
+        self._warm: Optional[asyncio.Task] = None
+        self.reopened = 0
 
-    async def call(self, method: str, *params, timeout: float):
+    def send_now(self, method: str, *params) -> bool:
+        """Write a request at once if the connection is open (False: it is not; ``call``
+        then connects and sends).  Its reply must be read by ``call(..., sent=True)``."""
+        self._stop_warm()
+        if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
+            return False
+        self._write_request(method, params)
+        return True
+
+    async def call(self, method: str, *params, timeout: float, sent: bool = False,
+                   read: Optional[Callable[[int, bytes], Awaitable]] = None):
         """The call's result; RpcError with the node's code when it answered with one,
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
-        (reopened once if the node had closed a kept one)."""
+        (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
+        the request already."""
+        self._stop_warm()
         for attempt in (1, 2):
             reused = self._writer is not None
             try:
-                return await asyncio.wait_for(self._call(method, params), timeout)
+                code, raw = await asyncio.wait_for(self._call(method, params, sent), timeout)
             except asyncio.TimeoutError:
                 self.close()
                 raise RpcTimeout(f"{method} timed out") from None
             except (OSError, asyncio.IncompleteReadError, ValueError) as e:
                 self.close()
                 if reused and attempt == 1:
+                    sent = False
                     continue  # the node closed our idle connection (restart, timeout)
                 raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") \
                     from None
+            if self.keep_warm and self._writer is not None:
+                self._warm = asyncio.get_running_loop().create_task(self._keep_warm())
+            return await read(code, raw) if read is not None else read_reply(method, code, raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _call(self, method: str, params: tuple):
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(
-                self.host, self.port, ssl=True if self.tls else None)
+    def _write_request(self, method: str, params) -> None:
         self._id += 1
         body = json.dumps({"jsonrpc": "1.0", "id": self._id, "method": method,
                            "params": list(params)}).encode()
@@ -67,6 +97,14 @@ class RpcStream:
             b"POST ", self.path.encode(), b" HTTP/1.1\r\nHost: ", self.host.encode(),
             b"\r\nAuthorization: ", self._auth(), b"\r\nContent-Type: application/json\r\n"
             b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body)))
+        self.sent_at = time.monotonic()
+
+    async def _call(self, method: str, params: tuple, sent: bool) -> tuple:
+        if not sent:
+            if self._writer is None:
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=True if self.tls else None)
+            self._write_request(method, params)
         head = await self._reader.readuntil(b"\r\n\r\n")
         if len(head) > MAX_HEADERS:
             raise ValueError("reply headers too long")
@@ -82,27 +120,63 @@ class RpcStream:
                 length = int(value)
             elif name == "connection" and value.strip().lower() == "close":
                 close = True
-        if length is None or not 0 <= length <= MAX_REPLY:
+        if length is None or not 0 <= length <= self.max_reply:
             raise ValueError("reply without a usable Content-Length")
         raw = await self._reader.readexactly(length)
+        self.last_byte_at = time.monotonic()
         if close:
             self.close()
-        code = int(status[1])
-        if code == 401:
-            raise RpcError("bitcoind refused our credentials (HTTP 401)")
-        try:
-            reply = json.loads(raw) if raw else None
-        except ValueError:
-            reply = None
-        if not isinstance(reply, dict):
-            raise RpcError(f"{method}: HTTP {code} without a JSON-RPC reply")
-        err = reply.get("error")
-        if err:
-            raise RpcError(str(err.get("message", err)) if isinstance(err, dict) else str(err),
-                           err.get("code") if isinstance(err, dict) else None)
-        return reply.get("result")
+        return int(status[1]), raw
 
-    def close(self) -> None:
+    def _stop_warm(self) -> None:
+        # cancelling the task cancels its pending read at once: no reply byte is taken
+        if self._warm is not None:
+            self._warm.cancel()
+            self._warm = None
+
+    async def _keep_warm(self) -> None:
+        """While idle: nothing arrives unasked, so a read returns only when the node
+        closes the connection; then a new one is opened (and watched the same way)."""
+        reader = self._reader
+        try:
+            await reader.read(1)
+        except OSError:
+            pass
+        if self._reader is not reader:
+            return
+        self.close(warm=False)
+        try:
+            r, w = await asyncio.open_connection(self.host, self.port,
+                                                 ssl=True if self.tls else None)
+        except OSError:
+            return  # the next call connects (and says so if it cannot)
+        if self._writer is not None:  # a call connected meanwhile
+            w.close()
+            return
+        self._reader, self._writer = r, w
+        self.reopened += 1
+        self._warm = asyncio.get_running_loop().create_task(self._keep_warm())
+
+    def close(self, warm: bool = True) -> None:
+        if warm:
+            self._stop_warm()
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+
+
+def read_reply(method: str, code: int, raw: bytes):
+    """A JSON-RPC reply's result, or RpcError as the node said it."""
+    if code == 401:
+        raise RpcError("bitcoind refused our credentials (HTTP 401)")
+    try:
+        reply = json.loads(raw) if raw else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        raise RpcError(f"{method}: HTTP {code} without a JSON-RPC reply")
+    err = reply.get("error")
+    if err:
+        raise RpcError(str(err.get("message", err)) if isinstance(err, dict) else str(err),
+                       err.get("code") if isinstance(err, dict) else None)
+    return reply.get("result")
