@@ -231,3 +231,83 @@ def test_broken_bytes_never_crash_and_never_read_differently(data):
         assert got == want
     else:
         same_template(want, got)
+
+
+# ---- transactions already held: matched in C (``scan_reply(raw, interner)``) ------------
+
+def reuse_pattern(first, second) -> list:
+    """For each transaction of ``second``: the position in ``first`` of the very object it
+    reuses, or None for a new one."""
+    where = {id(t): i for i, t in enumerate(first.txs)}
+    return [where.get(id(t)) for t in second.txs]
+
+
+def test_held_transactions_are_matched_in_c_as_the_interner_would():
+    result = chain_result(60, seed=13)
+    interner = TxInterner()
+    first = parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    s = scan_reply(reply(result), interner)
+    assert s.matched is not None and s.matched[1] == []  # every one held: no row made
+    assert all(r is None for r in s.rows)
+    again = parse_gbt(s, REGTEST, interner)
+    assert all(a is b for a, b in zip(first.txs, again.txs))
+    same_template(parse_gbt(result, REGTEST), again)
+    # a fee changed (prioritisetransaction), the last one gone: only the changed one is
+    # made, and its children (their parents' object changed: the same txid, so held)
+    result["transactions"][7]["fee"] += 1
+    del result["transactions"][-1]
+    s = scan_reply(reply(result), interner)
+    assert s.matched is not None and s.matched[1] == [7]
+    changed = parse_gbt(s, REGTEST, interner)
+    assert changed.txs[7] is not first.txs[7] and changed.txs[8] is first.txs[8]
+    same_template(parse_gbt(result, REGTEST), changed)
+
+
+def test_a_node_contradicting_itself_is_matched_by_the_python_reader():
+    result = chain_result(20, seed=17)
+    interner = TxInterner()
+    first = parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    result["transactions"][3]["weight"] += 4  # same wtxid, another weight
+    s = scan_reply(reply(result), interner)
+    assert s.matched is None
+    again = parse_gbt(s, REGTEST, interner)
+    assert again.txs[3] is first.txs[3]  # reused, as the json road reuses it
+    assert again.full_trees is None  # trees and sums then made from the objects
+    dup = dict(result, transactions=result["transactions"] + [result["transactions"][0]])
+    assert scan_reply(reply(dup), interner).matched is None  # a wtxid twice
+
+
+@st.composite
+def changed_results(draw):
+    """A result, and the next one: fees changed, transactions dropped (with their
+    descendants' dependencies rewritten) or weights contradicted, a wtxid repeated."""
+    first = draw(results())
+    txs = [dict(t) for t in first["transactions"]]
+    for t in txs:
+        if draw(st.integers(0, 4)) == 0:
+            t["fee"] += draw(st.integers(1, 5))
+        if draw(st.integers(0, 12)) == 0:
+            t["weight"] += 4
+    if txs and draw(st.booleans()):
+        txs.append(dict(txs[draw(st.integers(0, len(txs) - 1))], depends=[]))
+    return first, dict(first, transactions=txs)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changed_results())
+def test_matching_in_c_reuses_exactly_what_the_python_reader_reuses(pair):
+    first, second = pair
+    raw1, raw2 = reply(first), reply(second)
+    if scan_reply(raw1) is None or scan_reply(raw2) is None:
+        return
+    a, b = TxInterner(), TxInterner()  # the same holdings, reached both ways
+    a1 = parse_gbt(scan_reply(raw1), REGTEST, a)
+    b1 = parse_gbt(scan_reply(raw1, b), REGTEST, b)
+    a2 = parse_gbt(scan_reply(raw2), REGTEST, a)  # rows matched in Python
+    b2 = parse_gbt(scan_reply(raw2, b), REGTEST, b)  # matched in C where it can
+    same_template(a2, b2)
+    assert reuse_pattern(a1, a2) == reuse_pattern(b1, b2)
+    decoded = TxInterner()
+    d1 = parse_gbt(json.loads(raw1)["result"], REGTEST, decoded)
+    d2 = parse_gbt(json.loads(raw2)["result"], REGTEST, decoded)
+    assert reuse_pattern(d1, d2) == reuse_pattern(b1, b2)  # the json road's reuse too

@@ -36,11 +36,12 @@ class ScannedGbt:
     row per transaction (hashes, fee, sigops, weight, parent positions, where its hex
     is in the reply), and the merkle trees of the untrimmed block."""
 
-    __slots__ = ("raw", "fields", "rows", "merkle_path", "witness_root", "totals")
+    __slots__ = ("raw", "fields", "rows", "merkle_path", "witness_root", "totals", "matched")
 
     def __init__(self, raw: bytes, scanned: tuple):
         self.raw = raw
-        self.fields, self.rows, self.merkle_path, self.witness_root, self.totals = scanned
+        (self.fields, self.rows, self.merkle_path, self.witness_root, self.totals,
+         self.matched) = scanned
 
     def get(self, key: str, default=None):
         """A header field, as ``dict.get`` on the decoded result (longpollid, ...)."""
@@ -60,12 +61,13 @@ def describe() -> str:
     return "C (sv2ffi._gbtscan: the reply and its merkle trees; json for unusual shapes)"
 
 
-def scan_reply(raw: bytes) -> Optional[ScannedGbt]:
+def scan_reply(raw: bytes, interner: Optional[TxInterner] = None) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or
-    a shape the scanner leaves to the json module."""
+    a shape the scanner leaves to the json module.  With the ``interner`` the template
+    will be parsed with, its live transactions are matched in C too (``matched``)."""
     if _gbtscan is None:
         return None
-    scanned = _gbtscan.scan(raw)
+    scanned = _gbtscan.scan(raw, None if interner is None else interner.refs)
     return None if scanned is None else ScannedGbt(raw, scanned)
 
 
@@ -140,12 +142,24 @@ def _scanned_txs(j: ScannedGbt, interner: TxInterner) -> tuple:
     transaction was held with another txid or weight than this reply gives for its wtxid
     (a node contradicting itself; the json road reuses it just the same, so trees and sums
     are then made from the objects, as for a decoded reply)."""
+    view = memoryview(j.raw)
+    unhex = binascii.unhexlify
+    add = interner.add
+    if j.matched is not None:  # the held ones matched in C: only the others are made
+        held, misses = j.matched
+        txs = list(held)  # the scan may be parsed again (benchmarks): its list stays as is
+        rows = j.rows
+        for i in misses:
+            txid, wtxid, fee, sigops, weight, deps, off, ln = rows[i]
+            parents = (txs[deps[0]].txid,) if len(deps) == 1 else \
+                tuple(sorted([txs[d].txid for d in deps]))
+            txs[i] = add(TemplateTx(unhex(view[off:off + ln]), txid, wtxid, weight, sigops,
+                                    fee, parents))
+        return txs, True
     txs: list = []
     rows_hold = True
     append = txs.append
-    refs, add = interner.refs, interner.add
-    view = memoryview(j.raw)
-    unhex = binascii.unhexlify
+    refs = interner.refs
     for txid, wtxid, fee, sigops, weight, deps, off, ln in j.rows:
         if deps:
             parents = (txs[deps[0]].txid,) if len(deps) == 1 else \

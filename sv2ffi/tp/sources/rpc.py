@@ -216,7 +216,7 @@ class RpcSource(Source):
                            connection=conn)
             proxy._AuthServiceProxy__auth_header = self._auth_header()
             if method == "getblocktemplate":
-                proxy.scan = scan_reply
+                proxy.scan = lambda raw: scan_reply(raw, self._interner)
             conn = proxy._AuthServiceProxy__conn
             reused = keep and conn.sock is not None
             with self._inflight_lock:
@@ -557,10 +557,9 @@ class RpcSource(Source):
         self._gbt_read_at = time.monotonic()
         return got
 
-    @staticmethod
-    def _read_gbt_sync(code: int, raw: bytes):
+    def _read_gbt_sync(self, code: int, raw: bytes):
         if code == 200:
-            scanned = scan_reply(raw)
+            scanned = scan_reply(raw, self._interner)
             if scanned is not None:
                 return scanned
         return read_reply("getblocktemplate", code, raw)
