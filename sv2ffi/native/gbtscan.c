@@ -14,10 +14,10 @@
  * ``reply`` is the whole JSON-RPC reply ({"result": {...}, "error": null, "id": ...}).
  * ``fields``: the result's members this TP reads (height, version, curtime, mintime,
  * coinbasevalue as int; previousblockhash, bits, longpollid as str), those present.
- * ``txs``: per transaction (txid, wtxid, fee, sigops, weight, parents, data_offset,
- * data_length): hashes in internal byte order (the JSON's reversed hex read back),
- * ``parents`` the 0-based positions its ``depends`` name (each earlier than itself),
- * ``sigops`` 0 when absent, the hex of its bytes at reply[data_offset:][:data_length].
+ * ``txs``: per transaction (txid, wtxid, fee, sigops, weight, parents, data): hashes in
+ * internal byte order (the JSON's reversed hex read back), ``parents`` the 0-based
+ * positions its ``depends`` name (each earlier than itself), ``sigops`` 0 when absent,
+ * ``data`` its bytes (the hex decoded).
  * ``merkle_path``: the coinbase leaf's siblings over the txids (as
  * bitcoin.coinbase_merkle_path); ``witness_root``: the merkle root of the wtxids with the
  * coinbase's as 32 zero bytes (as bitcoin.witness_commitment hashes it); ``totals``:
@@ -748,6 +748,18 @@ static int match_row(const scan_t *s, size_t i, PyObject *refs, PyObject *wtxid,
 
 /* ---- results as Python objects (the interpreter held) ---- */
 
+/* a transaction's bytes from its hex (checked hex digits, an even count: hex_string) */
+static PyObject *hex_bytes(const unsigned char *p, size_t n)
+{
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n / 2));
+    if (b == NULL)
+        return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(b);
+    for (size_t i = 0; i < n / 2; i++)
+        o[i] = (unsigned char)(HEX[p[2 * i]] << 4 | HEX[p[2 * i + 1]]);
+    return b;
+}
+
 static PyObject *build(scan_t *s, PyObject *refs)
 {
     PyObject *fields = PyDict_New(), *txs = PyList_New((Py_ssize_t)s->ntx),
@@ -833,19 +845,19 @@ static PyObject *build(scan_t *s, PyObject *refs)
             }
             PyTuple_SET_ITEM(parents, (Py_ssize_t)d, v);
         }
-        PyObject *row = PyTuple_New(8);
+        PyObject *row = PyTuple_New(7);
         if (row == NULL) {
             Py_DECREF(parents);
             goto done;
         }
-        PyObject *items[8] = {
+        PyObject *items[7] = {
             PyBytes_FromStringAndSize((const char *)t->txid, 32),
             PyBytes_FromStringAndSize((const char *)t->wtxid, 32),
             PyLong_FromLongLong(t->fee), PyLong_FromLongLong(t->sigops),
             PyLong_FromLongLong(t->weight), parents,
-            PyLong_FromSize_t(t->data_off), PyLong_FromSize_t(t->data_len)};
+            hex_bytes(s->base + t->data_off, t->data_len)};
         int failed = 0;
-        for (int k = 0; k < 8; k++) { /* the row owns each item, NULL ones stay empty */
+        for (int k = 0; k < 7; k++) { /* the row owns each item, NULL ones stay empty */
             failed |= items[k] == NULL;
             PyTuple_SET_ITEM(row, k, items[k]);
         }

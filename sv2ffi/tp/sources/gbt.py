@@ -18,7 +18,6 @@ the same ``BlockTemplate`` for the same reply.
 
 from __future__ import annotations
 
-import binascii
 from typing import Optional, Union
 
 from ... import bitcoin as btc
@@ -142,25 +141,22 @@ def _scanned_txs(j: ScannedGbt, interner: TxInterner) -> tuple:
     transaction was held with another txid or weight than this reply gives for its wtxid
     (a node contradicting itself; the json road reuses it just the same, so trees and sums
     are then made from the objects, as for a decoded reply)."""
-    view = memoryview(j.raw)
-    unhex = binascii.unhexlify
     add = interner.add
     if j.matched is not None:  # the held ones matched in C: only the others are made
         held, misses = j.matched
         txs = list(held)  # the scan may be parsed again (benchmarks): its list stays as is
         rows = j.rows
         for i in misses:
-            txid, wtxid, fee, sigops, weight, deps, off, ln = rows[i]
+            txid, wtxid, fee, sigops, weight, deps, data = rows[i]
             parents = (txs[deps[0]].txid,) if len(deps) == 1 else \
                 tuple(sorted([txs[d].txid for d in deps]))
-            txs[i] = add(TemplateTx(unhex(view[off:off + ln]), txid, wtxid, weight, sigops,
-                                    fee, parents))
+            txs[i] = add(TemplateTx(data, txid, wtxid, weight, sigops, fee, parents))
         return txs, True
     txs: list = []
     rows_hold = True
     append = txs.append
     refs = interner.refs
-    for txid, wtxid, fee, sigops, weight, deps, off, ln in j.rows:
+    for txid, wtxid, fee, sigops, weight, deps, data in j.rows:
         if deps:
             parents = (txs[deps[0]].txid,) if len(deps) == 1 else \
                 tuple(sorted([txs[d].txid for d in deps]))
@@ -169,8 +165,7 @@ def _scanned_txs(j: ScannedGbt, interner: TxInterner) -> tuple:
         r = refs.get(wtxid)
         tx = r() if r is not None else None
         if tx is None or tx.fee != fee or tx.sigops != sigops or tx.parents != parents:
-            tx = add(TemplateTx(unhex(view[off:off + ln]), txid, wtxid, weight, sigops, fee,
-                                parents))
+            tx = add(TemplateTx(data, txid, wtxid, weight, sigops, fee, parents))
         elif tx.weight != weight or tx.txid != txid:
             rows_hold = False
         append(tx)
