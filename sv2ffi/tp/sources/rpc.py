@@ -543,7 +543,6 @@ class RpcSource(Source):
                 if isinstance(e, RpcError) and not isinstance(e, RpcTimeout):
                     self.rpc_errors["reply" if e.code is not None else "unreachable"] += 1
                 log.debug("template after a new tip: %s", e)
-                self._gbt_stream.close()  # a reply may be left unread on it
                 return
             # the next poll refreshes unconditionally, and takes the mempool's mark then
             self._mempool_mark, self._refreshed_at = None, time.monotonic()
