@@ -362,9 +362,104 @@ static int grow(void **buf, size_t *cap, size_t need, size_t item)
     return 0;
 }
 
-/* one member of "transactions" */
-static int scan_tx(js_t *j, scan_t *s)
+/* ---- the objects and arrays read: one walk each, a handler per member or item ---- */
+
+/* An object's members: ``fn`` gets each key (a plain string: an escaped key declines)
+ * with ``j`` at its value, which it must consume. */
+static int each_member(js_t *j, int (*fn)(js_t *, span_t, void *), void *ctx)
 {
+    if (!eat(j, '{'))
+        return -1;
+    if (eat(j, '}'))
+        return 0;
+    for (;;) {
+        span_t k;
+        int escaped;
+        if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':') || fn(j, k, ctx) != 0)
+            return -1;
+        if (!eat(j, ','))
+            return eat(j, '}') ? 0 : -1;
+    }
+}
+
+/* An array's items: ``fn`` consumes each one. */
+static int each_item(js_t *j, int (*fn)(js_t *, void *), void *ctx)
+{
+    if (!eat(j, '['))
+        return -1;
+    if (eat(j, ']'))
+        return 0;
+    for (;;) {
+        if (fn(j, ctx) != 0)
+            return -1;
+        if (!eat(j, ','))
+            return eat(j, ']') ? 0 : -1;
+    }
+}
+
+/* one transaction being read */
+typedef struct {
+    scan_t *s;
+    tx_t *t;
+    unsigned seen; /* bits: data txid hash depends fee sigops weight */
+    span_t hash;
+} txread_t;
+
+/* one of its ``depends``: 1-based, a transaction before it */
+static int tx_depend(js_t *j, void *ctx)
+{
+    txread_t *r = ctx;
+    scan_t *s = r->s;
+    int64_t d;
+    if (integer(j, &d) != 0 || d < 1 || (uint64_t)d > s->ntx)
+        return -1;
+    if (grow((void **)&s->deps, &s->cap_dep, s->ndep + 1, sizeof(uint32_t)) != 0) {
+        s->oom = 1;
+        return -1;
+    }
+    s->deps[s->ndep++] = (uint32_t)(d - 1);
+    return 0;
+}
+
+static int tx_member(js_t *j, span_t k, void *ctx)
+{
+    txread_t *r = ctx;
+    tx_t *t = r->t;
+    unsigned bit = key_is(k, "data") ? 1 : key_is(k, "txid") ? 2 : key_is(k, "hash") ? 4
+        : key_is(k, "depends") ? 8 : key_is(k, "fee") ? 16 : key_is(k, "sigops") ? 32
+        : key_is(k, "weight") ? 64 : 0;
+    if (bit & r->seen)
+        return -1; /* a duplicate: json keeps the last one; leave that to it */
+    r->seen |= bit;
+    span_t v;
+    switch (bit) {
+    case 1:
+        if (hex_string(j, &v) != 0)
+            return -1;
+        t->data_off = (size_t)(v.s - r->s->base);
+        t->data_len = v.n;
+        return 0;
+    case 2:
+        return plain_string(j, &v) == 0 && hash_hex(v, t->txid) == 0 ? 0 : -1;
+    case 4:
+        return plain_string(j, &r->hash);
+    case 8:
+        return each_item(j, tx_depend, r);
+    case 16:
+        return integer(j, &t->fee);
+    case 32:
+        return integer(j, &t->sigops);
+    case 64:
+        return integer(j, &t->weight);
+    default:
+        return skip_value(j, 3);
+    }
+}
+
+/* one member of "transactions" */
+static int scan_tx(js_t *j, void *ctx)
+{
+    scan_t *s = ctx;
     if (grow((void **)&s->txs, &s->cap_tx, s->ntx + 1, sizeof(tx_t)) != 0) {
         s->oom = 1;
         return -1;
@@ -372,89 +467,15 @@ static int scan_tx(js_t *j, scan_t *s)
     tx_t *t = &s->txs[s->ntx];
     memset(t, 0, sizeof *t);
     t->dep_start = s->ndep;
-    unsigned seen = 0; /* bits: data txid hash depends fee sigops weight */
-    span_t hash = {NULL, 0};
-    if (!eat(j, '{'))
+    txread_t r = {s, t, 0, {NULL, 0}};
+    if (each_member(j, tx_member, &r) != 0)
         return -1;
-    if (!eat(j, '}')) {
-        for (;;) {
-            span_t k;
-            int escaped;
-            if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':'))
-                return -1;
-            unsigned bit = key_is(k, "data") ? 1 : key_is(k, "txid") ? 2 : key_is(k, "hash") ? 4
-                : key_is(k, "depends") ? 8 : key_is(k, "fee") ? 16 : key_is(k, "sigops") ? 32
-                : key_is(k, "weight") ? 64 : 0;
-            if (bit & seen)
-                return -1; /* a duplicate: json keeps the last one; leave that to it */
-            seen |= bit;
-            span_t v;
-            switch (bit) {
-            case 1:
-                if (hex_string(j, &v) != 0)
-                    return -1;
-                t->data_off = (size_t)(v.s - s->base);
-                t->data_len = v.n;
-                break;
-            case 2:
-                if (plain_string(j, &v) != 0 || hash_hex(v, t->txid) != 0)
-                    return -1;
-                break;
-            case 4:
-                if (plain_string(j, &hash) != 0)
-                    return -1;
-                break;
-            case 8:
-                if (!eat(j, '['))
-                    return -1;
-                if (!eat(j, ']')) {
-                    for (;;) {
-                        int64_t d;
-                        if (integer(j, &d) != 0 || d < 1 || (uint64_t)d > s->ntx)
-                            return -1; /* parents come first: 1-based, below this one */
-                        if (grow((void **)&s->deps, &s->cap_dep, s->ndep + 1,
-                                 sizeof(uint32_t)) != 0) {
-                            s->oom = 1;
-                            return -1;
-                        }
-                        s->deps[s->ndep++] = (uint32_t)(d - 1);
-                        if (eat(j, ','))
-                            continue;
-                        if (!eat(j, ']'))
-                            return -1;
-                        break;
-                    }
-                }
-                break;
-            case 16:
-                if (integer(j, &t->fee) != 0)
-                    return -1;
-                break;
-            case 32:
-                if (integer(j, &t->sigops) != 0)
-                    return -1;
-                break;
-            case 64:
-                if (integer(j, &t->weight) != 0)
-                    return -1;
-                break;
-            default:
-                if (skip_value(j, 3) != 0)
-                    return -1;
-            }
-            if (eat(j, ','))
-                continue;
-            if (!eat(j, '}'))
-                return -1;
-            break;
-        }
-    }
-    if ((seen & (1 | 2 | 16 | 64)) != (1 | 2 | 16 | 64))
+    if ((r.seen & (1 | 2 | 16 | 64)) != (1 | 2 | 16 | 64))
         return -1;
     /* the wtxid: "hash", or the txid when "hash" is absent or empty (as the Python reader) */
-    if (hash.n == 0)
+    if (r.hash.n == 0)
         memcpy(t->wtxid, t->txid, 32);
-    else if (hash_hex(hash, t->wtxid) != 0)
+    else if (hash_hex(r.hash, t->wtxid) != 0)
         return -1;
     t->dep_count = s->ndep - t->dep_start;
     if (__builtin_add_overflow(s->sum_weight, t->weight, &s->sum_weight) ||
@@ -465,87 +486,64 @@ static int scan_tx(js_t *j, scan_t *s)
     return 0;
 }
 
-static int scan_result(js_t *j, scan_t *s)
+static int result_member(js_t *j, span_t k, void *ctx)
 {
-    if (!eat(j, '{'))
-        return -1;
-    if (eat(j, '}'))
-        return 0;
-    for (;;) {
-        span_t k;
-        int escaped;
-        if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':'))
-            return -1;
-        int done = 0;
-        for (int i = 0; i < F_INT_COUNT && !done; i++)
-            if (key_is(k, INT_NAMES[i])) {
-                if (s->have_int[i] || integer(j, &s->ints[i]) != 0)
-                    return -1;
-                s->have_int[i] = done = 1;
-            }
-        for (int i = 0; i < F_STR_COUNT && !done; i++)
-            if (key_is(k, STR_NAMES[i])) {
-                if (s->have_str[i] || plain_string(j, &s->strs[i]) != 0)
-                    return -1;
-                s->have_str[i] = done = 1;
-            }
-        if (!done && key_is(k, "transactions")) {
-            if (s->have_txs || !eat(j, '['))
+    scan_t *s = ctx;
+    for (int i = 0; i < F_INT_COUNT; i++)
+        if (key_is(k, INT_NAMES[i])) {
+            if (s->have_int[i] || integer(j, &s->ints[i]) != 0)
                 return -1;
-            s->have_txs = done = 1;
-            if (!eat(j, ']')) {
-                for (;;) {
-                    if (scan_tx(j, s) != 0)
-                        return -1;
-                    if (eat(j, ','))
-                        continue;
-                    if (!eat(j, ']'))
-                        return -1;
-                    break;
-                }
-            }
+            s->have_int[i] = 1;
+            return 0;
         }
-        if (!done && skip_value(j, 2) != 0)
+    for (int i = 0; i < F_STR_COUNT; i++)
+        if (key_is(k, STR_NAMES[i])) {
+            if (s->have_str[i] || plain_string(j, &s->strs[i]) != 0)
+                return -1;
+            s->have_str[i] = 1;
+            return 0;
+        }
+    if (key_is(k, "transactions")) {
+        if (s->have_txs)
             return -1;
-        if (eat(j, ','))
-            continue;
-        return eat(j, '}') ? 0 : -1;
+        s->have_txs = 1;
+        return each_item(j, scan_tx, s);
     }
+    return skip_value(j, 2);
 }
 
-/* the JSON-RPC envelope: a result object and a null error */
+/* the JSON-RPC envelope: a result object and a null (or no) error */
+typedef struct {
+    scan_t *s;
+    int have_result, have_error;
+} reply_t;
+
+static int reply_member(js_t *j, span_t k, void *ctx)
+{
+    reply_t *r = ctx;
+    if (key_is(k, "result")) {
+        if (r->have_result)
+            return -1;
+        r->have_result = 1;
+        return each_member(j, result_member, r->s);
+    }
+    if (key_is(k, "error")) {
+        ws(j);
+        if (r->have_error)
+            return -1;
+        r->have_error = 1;
+        return literal(j, "null");
+    }
+    return skip_value(j, 1);
+}
+
 static int scan_reply(js_t *j, scan_t *s)
 {
-    int have_result = 0, have_error = 0;
-    if (!eat(j, '{'))
+    reply_t r = {s, 0, 0};
+    if (each_member(j, reply_member, &r) != 0)
         return -1;
-    if (!eat(j, '}')) {
-        for (;;) {
-            span_t k;
-            int escaped;
-            if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':'))
-                return -1;
-            if (key_is(k, "result")) {
-                if (have_result || scan_result(j, s) != 0)
-                    return -1;
-                have_result = 1;
-            } else if (key_is(k, "error")) {
-                ws(j);
-                if (have_error || literal(j, "null") != 0)
-                    return -1;
-                have_error = 1;
-            } else if (skip_value(j, 1) != 0) {
-                return -1;
-            }
-            if (eat(j, ','))
-                continue;
-            if (!eat(j, '}'))
-                return -1;
-            break;
-        }
-    }
     ws(j);
-    return have_result && s->have_txs && j->p == j->end ? 0 : -1;
+    return r.have_result && s->have_txs && j->p == j->end ? 0 : -1;
 }
 
 /* ---- merkle trees (the interpreter released) ---- */
