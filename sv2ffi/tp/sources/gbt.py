@@ -84,8 +84,9 @@ def parse_gbt(j: Union[dict, ScannedGbt], network: btc.Network,
             txs, rows_hold = _scanned_txs(j, interner)
         else:
             txs = _decoded_txs(j["transactions"], interner)
-        tpl = BlockTemplate(network, int(head["height"]), btc.hash_from_hex(head["previousblockhash"]),
-                            int(head["version"]), int(head["bits"], 16), int(head["curtime"]),
+        tpl = BlockTemplate(network, int(head["height"]),
+                            btc.hash_from_hex(head["previousblockhash"]), int(head["version"]),
+                            int(head["bits"], 16), int(head["curtime"]),
                             int(head["coinbasevalue"]), txs, min_time=int(head.get("mintime", 0)))
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidTemplateError(f"getblocktemplate result is malformed: {e!r}") from None

@@ -50,6 +50,8 @@ log = logging.getLogger("sv2ffi.tp.rpc")
 #: the largest getblocktemplate reply read (a 4 MWU block's transactions in hex, with
 #: their JSON, stay well below it)
 MAX_GBT_REPLY = 64 << 20
+#: every getblocktemplate request (long-polls add their longpollid)
+GBT_REQUEST = {"rules": ["segwit"]}
 RPC_IN_WARMUP = -28
 RPC_CLIENT_IN_INITIAL_DOWNLOAD = -10
 #: bitcoind's names for --chain values in getblockchaininfo
@@ -390,9 +392,8 @@ class RpcSource(Source):
                        sent: bool = False) -> None:
         """One getblocktemplate, applied.  ``stream``: through that event-loop connection
         (a new tip's template; ``sent``: its request already written) instead of the pool."""
-        req = {"rules": ["segwit"]}
-        if longpoll and self._lpid:
-            req["longpollid"] = self._lpid
+        req = dict(GBT_REQUEST, longpollid=self._lpid) if longpoll and self._lpid \
+            else GBT_REQUEST
         timing: list = []
         try:
             if stream is not None:
@@ -527,11 +528,11 @@ class RpcSource(Source):
         dropped as older; one for the new block is as good as this one)."""
         if not self.zmq_hashblock or not self._running or self._refresh_lock is None:
             return
-        self._kick_again = True
-        if self._kick is None or self._kick.done():
-            self._kick_again = False
-            sent = self._gbt_stream.send_now("getblocktemplate", {"rules": ["segwit"]})
-            self._kick = asyncio.get_running_loop().create_task(self._kicked_refresh(sent))
+        if self._kick is not None and not self._kick.done():
+            self._kick_again = True  # fetched again once the one in flight is in
+            return
+        sent = self._gbt_stream.send_now("getblocktemplate", GBT_REQUEST)
+        self._kick = asyncio.get_running_loop().create_task(self._kicked_refresh(sent))
 
     async def _kicked_refresh(self, sent: bool) -> None:
         # a tip arriving while this one's getblocktemplate is in flight gets another

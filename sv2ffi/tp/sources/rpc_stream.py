@@ -102,8 +102,7 @@ class RpcStream:
     async def _call(self, method: str, params: tuple, sent: bool) -> tuple:
         if not sent:
             if self._writer is None:
-                self._reader, self._writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=True if self.tls else None)
+                self._reader, self._writer = await self._open()
             self._write_request(method, params)
         head = await self._reader.readuntil(b"\r\n\r\n")
         if len(head) > MAX_HEADERS:
@@ -144,10 +143,10 @@ class RpcStream:
             pass
         if self._reader is not reader:
             return
-        self.close(warm=False)
+        self._warm = None  # this task: not to be cancelled by close()
+        self.close()
         try:
-            r, w = await asyncio.open_connection(self.host, self.port,
-                                                 ssl=True if self.tls else None)
+            r, w = await self._open()
         except OSError:
             return  # the next call connects (and says so if it cannot)
         if self._writer is not None:  # a call connected meanwhile
@@ -157,9 +156,11 @@ class RpcStream:
         self.reopened += 1
         self._warm = asyncio.get_running_loop().create_task(self._keep_warm())
 
-    def close(self, warm: bool = True) -> None:
-        if warm:
-            self._stop_warm()
+    def _open(self):
+        return asyncio.open_connection(self.host, self.port, ssl=True if self.tls else None)
+
+    def close(self) -> None:
+        self._stop_warm()
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
