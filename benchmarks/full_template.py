@@ -132,8 +132,8 @@ def main() -> int:
     print(f"  new_template: the clients' work, encoded          {build:8.2f}")
     print(f"    floor: {2 * n} sha256d of 64 bytes (hashlib)     {floor:8.2f}")
     print(f"    its two merkle trees, hashlib                    {trees_py:8.2f}")
-    print(f"    its two merkle trees, {'OpenSSL (sv2ffi._merkle)' if btc._cmerkle else 'NOT BUILT: hashlib'}"
-          f"{'':>3}{trees:8.2f}")
+    road = f"C ({btc._cmerkle.sha256d_road()})" if btc._cmerkle else "NOT BUILT: hashlib"
+    print(f"    its two merkle trees, {road:<27}{trees:8.2f}")
     print(f"  after the reply, a warm tip's full template       {decode + warm + build:8.2f}")
     if scanned is None:
         print("  the C road (sv2ffi._gbtscan): NOT BUILT")

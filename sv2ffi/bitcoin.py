@@ -44,6 +44,14 @@ NULL_OUTPOINT_HASH = bytes(32)
 NULL_OUTPOINT_INDEX = 0xFFFFFFFF
 
 
+def merkle_hashing() -> str:
+    """What hashes merkle trees' nodes (``sv2ffi config``): sv2ffi/native/sha256d.h's road,
+    or hashlib when the module was not built."""
+    if _cmerkle is None:
+        return "hashlib (sv2ffi._merkle was not built: no OpenSSL libcrypto headers)"
+    return f"C: {_cmerkle.sha256d_road()} (sv2ffi/native/sha256d.h)"
+
+
 def sha256(b: bytes) -> bytes:
     return hashlib.sha256(b).digest()
 

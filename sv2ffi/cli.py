@@ -226,6 +226,7 @@ def cmd_ping_pong(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from . import bitcoin as btc
     from . import fanout
     from .config import NotInstalledError, find
     from .tp.sources import gbt
@@ -246,7 +247,8 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"prefix      {inst.prefix}\nlibrary     {inst.library}\nheader      {inst.header}"
               f"\ncflags      {inst.cflags()}\nlibs        {inst.libs()}"
               f"\npkg-config  {inst.pkg_config_dir}\ncmake       {inst.cmake_dir}"
-              f"\ntip pass    {fanout.describe()}\ngbt reader  {gbt.describe()}")
+              f"\ntip pass    {fanout.describe()}\ngbt reader  {gbt.describe()}"
+              f"\nmerkle      {btc.merkle_hashing()}")
     return 0
 
 

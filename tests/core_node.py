@@ -82,7 +82,7 @@ class RealNode:
         args = [self.exe, "-regtest", f"-datadir={self.dir}", "-server",
                 f"-rpcport={self.rpc_port}", f"-port={self.p2p_port}", "-listen=0",
                 "-fallbackfee=0.0002", "-printtoconsole=0", "-txindex=0",
-                "-maxtxfee=1", *self.extra]
+                "-maxtxfee=1", "-logtimemicros", *self.extra]
         if self.zmq:
             args.append(f"-zmqpubhashblock={self.zmq}")
         if self.ipc:

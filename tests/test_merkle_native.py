@@ -46,3 +46,39 @@ def test_empty_and_bad_input_are_typed_errors():
         _merkle.merkle_root("not bytes", 1)
     with pytest.raises(TypeError):
         _merkle.merkle_root(b"x" * 32)
+
+
+_BOTH_ROADS = """
+import hashlib, random, sys
+from sv2ffi import _merkle
+from sv2ffi import bitcoin as btc
+rng = random.Random(11)
+for n in list(range(1, 40)) + [255, 256, 257, 3001]:
+    hs = [rng.randbytes(32) for _ in range(n)]
+    assert _merkle.merkle_root(b"".join(hs), n) == btc.merkle_root_py(hs), n
+    assert _merkle.coinbase_merkle_path(b"".join(hs), n) == btc.coinbase_merkle_path_py(hs), n
+print(_merkle.sha256d_road())
+"""
+
+
+@pytest.mark.parametrize("no_shani", [False, True])
+def test_each_hashing_road_matches_hashlib(no_shani):
+    """sha256d.h hashes a level's nodes two at a time with the CPU's SHA extensions when it
+    has them, one at a time through OpenSSL otherwise (SV2FFI_NO_SHANI=1 forces that road):
+    both against hashlib on trees whose levels are odd and even, in a fresh interpreter
+    each (the road is chosen when the module loads)."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    env.pop("SV2FFI_NO_SHANI", None)
+    if no_shani:
+        env["SV2FFI_NO_SHANI"] = "1"
+    out = subprocess.run([sys.executable, "-c", _BOTH_ROADS], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    road = out.stdout.strip()
+    if no_shani:
+        assert road == "openssl"
+    else:
+        assert road in ("openssl", "sha-ni, two at a time")

@@ -555,8 +555,7 @@ static size_t reduce_level(unsigned char *buf, size_t n)
         memcpy(buf + 32 * n, buf + 32 * (n - 1), 32);
         n++;
     }
-    for (size_t i = 0; i < n / 2; i++)
-        sha256d(buf + 64 * i, 64, buf + 32 * i); /* node i reads 2i, 2i+1 (>= i): safe */
+    sha256d64(buf, buf, n / 2);
     return n / 2;
 }
 

@@ -44,6 +44,10 @@ class RpcStream:
         self.max_reply = max_reply
         self._reader: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
+        #: the request line and headers, made when the connection opens: a cookie file is
+        #: read once per connection (bitcoind writes a new cookie only when it restarts,
+        #: which closes the connection), not at every request on the tip's path
+        self._head: Optional[bytes] = None
         self._id = 0
         #: time.monotonic() of the last request written and of its reply's last byte
         self.sent_at = self.last_byte_at = 0.0
@@ -84,6 +88,8 @@ class RpcStream:
                     continue  # the node closed our idle connection (restart, timeout)
                 raise RpcError(f"{method}: node unreachable ({type(e).__name__}: {e})") \
                     from None
+            if code == 401:  # credentials refused: the next call reads them again
+                self.close()
             if self.keep_warm and self._writer is not None:
                 self._warm = asyncio.get_running_loop().create_task(self._keep_warm())
             return await read(code, raw) if read is not None else read_reply(method, code, raw)
@@ -93,10 +99,12 @@ class RpcStream:
         self._id += 1
         body = json.dumps({"jsonrpc": "1.0", "id": self._id, "method": method,
                            "params": list(params)}).encode()
-        self._writer.write(b"".join((
-            b"POST ", self.path.encode(), b" HTTP/1.1\r\nHost: ", self.host.encode(),
-            b"\r\nAuthorization: ", self._auth(), b"\r\nContent-Type: application/json\r\n"
-            b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body)))
+        if self._head is None:
+            self._head = b"".join((
+                b"POST ", self.path.encode(), b" HTTP/1.1\r\nHost: ", self.host.encode(),
+                b"\r\nAuthorization: ", self._auth(),
+                b"\r\nContent-Type: application/json\r\nContent-Length: "))
+        self._writer.write(b"".join((self._head, str(len(body)).encode(), b"\r\n\r\n", body)))
         self.sent_at = time.monotonic()
 
     async def _call(self, method: str, params: tuple, sent: bool) -> tuple:
@@ -164,6 +172,7 @@ class RpcStream:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+        self._head = None
 
 
 def read_reply(method: str, code: int, raw: bytes):
