@@ -377,7 +377,10 @@ def measure(node, tp, n: int, tips: int) -> dict:
                 per_tip.sort()
                 print(f"  {tp.name} N={n} tip {tip[:12]}: first {per_tip[0]:.2f} median "
                       f"{per_tip[len(per_tip) // 2]:.2f} last {per_tip[-1]:.2f} ms from "
-                      f"{'connect' if tip in connect_at else 'notify'}", file=sys.stderr)
+                      f"{'connect' if tip in connect_at else 'notify'}"
+                      + (f" (this script's tip signal at +{(tn - tc) * 1000:.2f})"
+                         if tn is not None and tc is not None and tn != tc else ""),
+                      file=sys.stderr)
     out = {f"{k}{p}": pct(v, p) if v else float("nan")
            for k, v in lat.items() for p in (50, 99)}
     out.update(worst99=pct(worst, 99), missed=missed, samples=n * tips)

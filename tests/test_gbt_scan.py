@@ -277,6 +277,19 @@ def test_a_node_contradicting_itself_is_matched_by_the_python_reader():
     assert scan_reply(reply(dup), interner).matched is None  # a wtxid twice
 
 
+def test_wtxids_alike_in_their_first_bytes_are_not_taken_for_the_same():
+    """The scanner's duplicate check keys a set by each wtxid's first 8 bytes (internal
+    order: the last 16 hex digits) and compares whole wtxids only when those meet."""
+    result = chain_result(6, seed=5)
+    interner = TxInterner()
+    parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    a, b = result["transactions"][1], result["transactions"][4]
+    b["hash"] = b["hash"][:48] + a["hash"][48:]  # a new wtxid sharing a's first 8 bytes
+    s = scan_reply(reply(result), interner)
+    assert s.matched is not None and 4 in s.matched[1]  # matched, b made anew
+    same_template(parse_gbt(result, REGTEST), parse_gbt(s, REGTEST, interner))
+
+
 @st.composite
 def changed_results(draw):
     """A result, and the next one: fees changed, transactions dropped (with their

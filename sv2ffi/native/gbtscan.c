@@ -50,6 +50,10 @@
 
 #include "sha256d.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <structmember.h> /* T_OBJECT_EX, READ_RESTRICTED: slots read in place */
 
 #define MAX_DEPTH 64
@@ -171,6 +175,25 @@ static int string_span(js_t *j, span_t *out, int *escaped)
     const unsigned char *s = ++j->p;
     *escaped = 0;
     while (j->p < j->end) {
+#ifdef __SSE2__
+        /* 16 bytes at a time to the first that needs a look: a quote, a backslash, a
+         * control character or a byte >= 0x80 (both of the last: below 0x20 as signed
+         * bytes).  Most strings here are 64-digit hashes: 4 steps instead of 64. */
+        while (j->end - j->p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)j->p);
+            int hit = _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))));
+            if (hit) {
+                j->p += __builtin_ctz((unsigned)hit);
+                break;
+            }
+            j->p += 16;
+        }
+        if (j->p >= j->end)
+            break;
+#endif
         unsigned char c = *j->p;
         if (c == '"') {
             out->s = s;
@@ -602,21 +625,37 @@ static int cmp_wtxid(const void *a, const void *b)
 }
 
 /* Whether two transactions share a wtxid (then nothing is matched here: the Python
- * reader matches each against what the ones before it added).  Without the interpreter. */
+ * reader matches each against what the ones before it added).  Without the interpreter.
+ * An open-addressing set keyed by each wtxid's first 8 bytes (hashes: already uniform),
+ * whole wtxids compared on a collision: linear time (a sort of 3,000 pointers through
+ * memcmp took 0.4 ms). */
 static int has_duplicate_wtxid(const scan_t *s)
 {
     if (s->ntx < 2)
         return 0;
-    const unsigned char **p = malloc(s->ntx * sizeof *p);
-    if (p == NULL)
+    size_t cap = 16;
+    while (cap < 2 * s->ntx)
+        cap <<= 1;
+    const unsigned char **set = calloc(cap, sizeof *set);
+    if (set == NULL)
         return 1; /* unknown: match nothing */
-    for (size_t i = 0; i < s->ntx; i++)
-        p[i] = s->txs[i].wtxid;
-    qsort(p, s->ntx, sizeof *p, cmp_wtxid);
     int dup = 0;
-    for (size_t i = 1; i < s->ntx && !dup; i++)
-        dup = memcmp(p[i - 1], p[i], 32) == 0;
-    free(p);
+    for (size_t i = 0; i < s->ntx && !dup; i++) {
+        const unsigned char *w = s->txs[i].wtxid;
+        uint64_t h;
+        memcpy(&h, w, 8);
+        for (size_t k = (size_t)h & (cap - 1);; k = (k + 1) & (cap - 1)) {
+            if (set[k] == NULL) {
+                set[k] = w;
+                break;
+            }
+            if (memcmp(set[k], w, 32) == 0) {
+                dup = 1;
+                break;
+            }
+        }
+    }
+    free(set);
     return dup;
 }
 
