@@ -30,7 +30,8 @@ The node is the built-in regtest chain's bitcoind-style endpoint (``sv2ffi tp
 only) is set (see tests/core_node.py).  Its mempool is kept at ``--mempool`` transactions:
 the prepared blocks are empty, so every tip is followed by a full template.
 
-Every TP is its own process; the clients run in two child processes.  A tip reaches a
+Every TP is its own process; the clients run in two child processes, at SCHED_IDLE once
+connected (benchmarks/arrivals.py says why).  A tip reaches a
 client when the kernel queues the segment to the client's socket (``SO_TIMESTAMPNS``,
 benchmarks/arrivals.py): on a busy 2-core machine a Python client reads and decrypts its
 frame later, which measures the client, not the TP; the time it read the bytes is printed

@@ -639,3 +639,22 @@ def test_a_tip_sent_before_its_header_is_corrected_when_the_header_disagrees():
     assert not h.apply(h.core.correct_tip(real, h.now)).sends
     _mine_and_submit(h, sid)
     assert h.chain.submit_block(h.solutions[-1].block) is None
+
+
+def test_the_interner_forgets_a_transaction_with_its_last_template():
+    """TxInterner's entries are weak: one vanishes when no template holds its transaction,
+    and a dying older object never removes the newer entry made for the same wtxid
+    (e.g. its fee changed: a new TemplateTx under the same key)."""
+    import gc
+
+    from sv2ffi.tp.template import TemplateTx, TxInterner
+    interner = TxInterner()
+    old = interner.add(TemplateTx(b"\x01", b"t" * 32, b"w" * 32, 400, 4, 1000, ()))
+    assert interner.find(b"w" * 32, 1000, 4, ()) is old and len(interner) == 1
+    new = interner.add(TemplateTx(b"\x01", b"t" * 32, b"w" * 32, 400, 4, 2000, ()))
+    del old
+    gc.collect()
+    assert len(interner) == 1 and interner.find(b"w" * 32, 2000, 4, ()) is new
+    del new
+    gc.collect()
+    assert len(interner) == 0
