@@ -56,12 +56,13 @@ class RpcStream:
         #: come minutes apart), so ``send_now`` finds one open
         self.keep_warm = keep_warm
         self._warm: Optional[asyncio.Task] = None
+        self._warm_stopped = False  # by send_now: the call reading its reply waits a turn
         self.reopened = 0
 
     def send_now(self, method: str, *params) -> bool:
         """Write a request at once if the connection is open (False: it is not; ``call``
         then connects and sends).  Its reply must be read by ``call(..., sent=True)``."""
-        self._stop_warm()
+        self._warm_stopped = self._stop_warm() or self._warm_stopped
         if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
             return False
         self._write_request(method, params)
@@ -73,12 +74,17 @@ class RpcStream:
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
         (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
         the request already."""
-        self._stop_warm()
+        if self._stop_warm() or self._warm_stopped:
+            self._warm_stopped = False
+            await asyncio.sleep(0)  # the cancelled keep-warm task lets go of the stream
         for attempt in (1, 2):
             reused = self._writer is not None
             try:
-                code, raw = await asyncio.wait_for(self._call(method, params, sent), timeout)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: no task of its own, so the reply is read
+                # in the caller's task (a tip's waitfornewblock: one loop iteration less)
+                async with asyncio.timeout(timeout):
+                    code, raw = await self._call(method, params, sent)
+            except TimeoutError:
                 self.close()
                 raise RpcTimeout(f"{method} timed out") from None
             except (OSError, asyncio.IncompleteReadError, ValueError) as e:
@@ -135,11 +141,15 @@ class RpcStream:
             self.close()
         return int(status[1]), raw
 
-    def _stop_warm(self) -> None:
-        # cancelling the task cancels its pending read at once: no reply byte is taken
-        if self._warm is not None:
-            self._warm.cancel()
-            self._warm = None
+    def _stop_warm(self) -> bool:
+        """Whether a keep-warm task was cancelled.  Cancelling it cancels its pending read
+        at once (no reply byte is taken), but the stream forgets that read only when the
+        task next runs: a read of ours must wait one loop iteration for it."""
+        if self._warm is None:
+            return False
+        self._warm.cancel()
+        self._warm = None
+        return True
 
     async def _keep_warm(self) -> None:
         """While idle: nothing arrives unasked, so a read returns only when the node
