@@ -18,12 +18,15 @@ The kernel stamps with CLOCK_REALTIME; each stamp is moved to CLOCK_MONOTONIC (w
 system-wide on Linux, so the benchmark processes compare) with the offset between the two
 clocks read at the same moment.
 
-The client processes run at ``SCHED_IDLE`` once connected (``measuring_priority``): they
-are the measuring apparatus, and on a 2-core machine a client process woken by the first
-frame took the core the TP was still writing the other clients' frames on.  The kernel's
-stamps do not depend on when a client runs, so this removes the clients' share of the
-machine from the TP's numbers without hiding anything of the TP's (every TP column runs
-against the same clients).
+``serve_clients`` (tip_latency.py's clients) runs at ``SCHED_IDLE`` once connected
+(``measuring_priority``): they are the measuring apparatus, and on a 2-core machine a
+client process woken by the first frame took the core the TP was still writing the other
+clients' frames on.  The kernel's stamps do not depend on when a client runs, and its
+frames come 60 ms or more apart (the node's getblocktemplate), time enough to take each
+off the socket before the next would be merged into it; every TP column uses the same
+clients.  tp.py's single process of 1,000 clients keeps normal priority: its full
+template follows the tip within tens of milliseconds, and an idle-priority reader that fell
+behind would have its tips dated late.
 
 ``waitfornewblock_arrivals`` dates the node's own tip signal the same way: a
 ``waitfornewblock`` long-poll on a raw HTTP socket, stamped by the kernel as the node's

@@ -36,10 +36,11 @@ client when the kernel queues the segment to the client's socket (``SO_TIMESTAMP
 benchmarks/arrivals.py): on a busy 2-core machine a Python client reads and decrypts its
 frame later, which measures the client, not the TP; the time it read the bytes is printed
 too (``read``).  The node's tip signal is kernel-stamped the same way; the full template
-column is from it.  ``- its gbt`` (``sv2ffi rpc``): the full template's latency minus the
+column is from the clock of record (the block's connection with a real Core).  ``- its gbt`` (``sv2ffi rpc``): the full template's latency minus the
 node's getblocktemplate time for that very template (request to last byte, from the TP's
 log line for each block's first full template): what the TP itself added, which issue 10
-budgets at 5 ms; the floor line's getblocktemplate is timed on other tips, with no TP.
+budgets at 5 ms, plus, on the connection clock, the node's own time from connecting the
+block to signalling it (0.5-1.2 ms here, per the line under the table); the floor line's getblocktemplate is timed on other tips, with no TP.
 CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all processes compare.
 ``TIPLAT_DETAIL=1`` prints each tip's first, median and last client (where a p99 comes
 from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs.

@@ -11,8 +11,7 @@
 3. Memory per connected client (TP process RSS growth / N), next to the bare server's.
 
 The TP runs on its own thread (TpThread, as the C ABI runs it); the clients run in a child
-process (at SCHED_IDLE once connected: arrivals.measuring_priority) so they do not share
-the TP's interpreter lock or its core; a frame's arrival is the kernel's
+process so they do not share the TP's interpreter lock; a frame's arrival is the kernel's
 receive stamp at the client socket (benchmarks/arrivals.py), so the client process being
 slow to read 1,000 sockets is not counted as the TP's latency.  Times are CLOCK_MONOTONIC,
 which is system-wide on Linux, so the two processes' timestamps compare directly.
@@ -68,7 +67,7 @@ def client_proc(conn, kind: str, port: int, key: str, n: int, frame_size: int = 
     import selectors
     import socket
 
-    from arrivals import SO_TIMESTAMPNS, StampedClient, measuring_priority, pump, stamped_recv
+    from arrivals import SO_TIMESTAMPNS, StampedClient, pump, stamped_recv
     sel = selectors.DefaultSelector()
     clients = []
     if kind == "tp":
@@ -94,7 +93,6 @@ def client_proc(conn, kind: str, port: int, key: str, n: int, frame_size: int = 
                     got[len(got)] = (kernel, user)
             sel.register(sock, selectors.EVENT_READ, read)
 
-    measuring_priority()
     conn.send("connected")
     while True:
         while not conn.poll(0):
