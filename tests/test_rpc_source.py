@@ -570,3 +570,46 @@ def test_replies_are_not_formatted_for_a_debug_line_nobody_reads(monkeypatch):
         src._running = False
         bg.call(server.close)
         bg.close()
+
+
+def test_a_tip_template_the_scanner_declines_is_decoded_by_json_off_the_loop(tmp_path,
+                                                                             monkeypatch):
+    """The new tip's getblocktemplate reply is scanned in C on the event loop; a reply
+    the scanner declines (here: every one, as if bitcoind wrote an unusual shape) goes to
+    the json module on a pool thread, and the clients get the same full template."""
+    from sv2ffi.tp.sources import rpc as rpc_mod
+    monkeypatch.setattr(rpc_mod, "scan_reply", lambda raw, interner=None: None)
+    node = Node(tmp_path, zmq=True)
+    node.do(node.chain.add_random_transactions, 12)
+    tp, src = make_tp(node, tmp_path, poll_interval=30)  # the kick, not a poll, fetches it
+    on_a_loop = []
+    real_read = rpc_mod.read_reply
+
+    def read_reply(method, code, raw):
+        try:
+            asyncio.get_running_loop()
+            on_a_loop.append(True)
+        except RuntimeError:  # a pool thread: no event loop runs there
+            on_a_loop.append(False)
+        return real_read(method, code, raw)
+    monkeypatch.setattr(rpc_mod, "read_reply", read_reply)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            # an empty block, so the next template still carries the 12 transactions
+            addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
+            assert node.rpc().submitblock(node.rpc().generateblock(addr, [], False)["hex"]) \
+                is None
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template)
+            assert len(nt.merkle_path) == 4  # 13 leaves with the coinbase
+            await c.close()
+
+        run(main())
+        assert src.gbt_reads["decoded"] > 0 and src.gbt_reads["scanned"] == 0
+        assert on_a_loop and not any(on_a_loop)  # never on the TP's event loop
+    finally:
+        tp.stop()
+        node.close()
