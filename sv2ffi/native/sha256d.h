@@ -145,7 +145,7 @@ static int shani_usable(void)
 
 /* sha256d of ``n`` 64-byte messages at ``in`` into ``n`` 32-byte digests at ``out``.
  * ``out`` may be ``in`` (a merkle level reduced in place: digest i lands below input i). */
-static void sha256d64(unsigned char *out, const unsigned char *in, size_t n)
+static inline void sha256d64(unsigned char *out, const unsigned char *in, size_t n)
 {
     size_t i = 0;
 #ifdef SV2FFI_SHANI
@@ -183,7 +183,7 @@ static int sha256d_init(void)
 }
 
 /* "sha-ni, two at a time" or "openssl": what sha256d64 runs on (for describe()) */
-static const char *sha256d64_road(void)
+static inline const char *sha256d64_road(void)
 {
 #ifdef SV2FFI_SHANI
     if (sv2_have_shani > 0)
