@@ -31,16 +31,18 @@ only) is set (see tests/core_node.py).  Its mempool is kept at ``--mempool`` tra
 the prepared blocks are empty, so every tip is followed by a full template.
 
 Every TP is its own process; the clients run in two child processes, at SCHED_IDLE once
-connected (benchmarks/arrivals.py says why).  A tip reaches a
-client when the kernel queues the segment to the client's socket (``SO_TIMESTAMPNS``,
-benchmarks/arrivals.py): on a busy 2-core machine a Python client reads and decrypts its
+connected (benchmarks/arrivals.py says why).  A tip reaches a client when the kernel
+queues the segment to the client's socket (``SO_TIMESTAMPNS``, benchmarks/arrivals.py):
+on a busy 2-core machine a Python client reads and decrypts its
 frame later, which measures the client, not the TP; the time it read the bytes is printed
 too (``read``).  The node's tip signal is kernel-stamped the same way; the full template
-column is from the clock of record (the block's connection with a real Core).  ``- its gbt`` (``sv2ffi rpc``): the full template's latency minus the
-node's getblocktemplate time for that very template (request to last byte, from the TP's
-log line for each block's first full template): what the TP itself added, which issue 10
-budgets at 5 ms, plus, on the connection clock, the node's own time from connecting the
-block to signalling it (0.5-1.2 ms here, per the line under the table); the floor line's getblocktemplate is timed on other tips, with no TP.
+column is from the clock of record (the block's connection with a real Core).  ``- its
+gbt`` (``sv2ffi rpc``): the full template's latency minus the node's getblocktemplate time
+for that very template (request to last byte, from the TP's log line for each block's
+first full template): what the TP itself added, which issue 10 budgets at 5 ms, plus, on
+the connection clock, the node's own time from connecting the block to signalling it
+(0.5-1.2 ms here, per the line under the table); the floor line's getblocktemplate is
+timed on other tips, with no TP.
 CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all processes compare.
 ``TIPLAT_DETAIL=1`` prints each tip's first, median and last client (where a p99 comes
 from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs.
@@ -453,7 +455,6 @@ def main(argv=None) -> int:
           f"the client socket; 'read' is when the client process read it")
     print(f"the node's own getblocktemplate right after a tip (no TP attached): p50 "
           f"{statistics.median(gbt):.2f} ms, p99 {pct(gbt, 99):.2f} ms (request to last byte)")
-    nan = "-"
     clock = "connect" if isinstance(node, CoreNode) else "notify"
     print(f"{'TP':<11} {'N':>4} | {'from ' + clock + ' p50':>16} {'p99':>7} {'slowest p99':>11} | "
           f"{'from notify p50':>15} {'p99':>7} | {'read p50':>8} {'p99':>7} | "
@@ -461,7 +462,7 @@ def main(argv=None) -> int:
           f"{'missed':>8} | {'full tpl p50':>12} {'- its gbt':>9}")
     for (name, n), rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-        f = {k: (nan if v != v else f"{v:.2f}") for k, v in med.items()}
+        f = {k: ("-" if v != v else f"{v:.2f}") for k, v in med.items()}
         print(f"{name:<11} {n:>4} | {f['connect50']:>16} {f['connect99']:>7} "
               f"{med['worst99']:>11.2f} | {f['notify50']:>15} {f['notify99']:>7} | "
               f"{f['read50']:>8} {f['read99']:>7} | {f['zmq50']:>12} {f['zmq99']:>7} | "

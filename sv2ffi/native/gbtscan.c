@@ -4,9 +4,10 @@
  * of JSON.  Decoding it with the json module (10 ms), walking the decoded dicts in
  * parse_gbt (10 ms warm) and hashing the two merkle trees (3 ms) all held the interpreter
  * between the node's last byte and the clients' NewTemplate, where issue 10 allows the
- * node's own getblocktemplate time plus 5 ms.  Here the reply is scanned once, in the RPC
- * thread, with the interpreter released for the scan and the trees; what is left for
- * Python is one tuple per transaction.
+ * node's own getblocktemplate time plus 5 ms.  Here the reply is scanned once, in the
+ * thread that read it (a poll's pool thread; the event loop for a new tip's template),
+ * with the interpreter released for the scan and the trees; what is left for Python is
+ * one tuple per transaction.
  *
  *   scan(reply: bytes, refs: dict | None = None)
  *       -> (fields, txs, merkle_path, witness_root, totals, matched) or None

@@ -8,10 +8,10 @@
  * sha256d64(): many 64-byte messages at once (a merkle tree's level).  Most of what is left
  * of OpenSSL's 0.28 us is not hashing: its padding and length bookkeeping, and one
  * compression at a time, each waiting on the last (an SHA-NI round's result feeds the
- * next).  A 64-byte message's double hash is always three compressions, two of them on
- * fixed padding, so where the CPU has the SHA extensions two nodes are hashed side by side
- * with the padding blocks written as constants (about 0.1 us per node); elsewhere, one
- * sha256d() per node.  The round structure is FIPS 180-4's; the instructions' operand
+ * next).  A 64-byte message's double hash is always three compressions, the last two
+ * with padding known in advance, so where the CPU has the SHA extensions two nodes are
+ * hashed side by side with the padding written as constants (about 0.15 us per node);
+ * elsewhere, one sha256d() per node.  The round structure is FIPS 180-4's; the instructions' operand
  * order (the state as ABEF / CDGH halves) is Intel's documented convention.
  *
  * All state lives on the caller's stack: safe without the interpreter's lock (gbtscan.c
@@ -182,7 +182,7 @@ static int sha256d_init(void)
     return 0;
 }
 
-/* "sha-ni, two at a time" or "openssl": what sha256d64 runs on (for describe()) */
+/* "sha-ni, two at a time" or "openssl": what sha256d64 runs on (``sv2ffi config``) */
 static inline const char *sha256d64_road(void)
 {
 #ifdef SV2FFI_SHANI

@@ -3,7 +3,7 @@
 - ``parse_gbt``: from the reply as the json module decodes it (the reference, and the
   road for anything unusual: it says precisely what is malformed).
 - ``scan_reply`` + ``parse_gbt``: from the reply's bytes read by ``sv2ffi._gbtscan``
-  (sv2ffi/native/gbtscan.c) in the RPC thread with the interpreter released, merkle
+  (sv2ffi/native/gbtscan.c) with the interpreter released, merkle
   trees included, when that module is built and the reply has the common shape; the
   scanner declines anything else, and the caller then takes the json road.  With 3,000
   transactions this is what keeps a tip's full template within a few milliseconds of the

@@ -33,8 +33,8 @@ class RpcStream:
     same callback as the event that asks for it (a new tip's getblocktemplate goes out
     with the tip, not a loop iteration and a thread hop later); ``call(..., sent=True)``
     then reads its reply.  ``read`` (an awaitable taking the HTTP status and body) turns a
-    reply into a result off the loop when it is big (sources/rpc.py reads a
-    getblocktemplate reply on a pool thread); by default the json module reads it here."""
+    reply into a result its own way (sources/rpc.py: a getblocktemplate reply through the C
+    scanner, or json on a pool thread); by default the json module reads it here."""
 
     def __init__(self, host: str, port: int, path: str, auth_header: Callable[[], bytes],
                  *, tls: bool = False, max_reply: int = MAX_REPLY, keep_warm: bool = False):
@@ -56,13 +56,13 @@ class RpcStream:
         #: come minutes apart), so ``send_now`` finds one open
         self.keep_warm = keep_warm
         self._warm: Optional[asyncio.Task] = None
-        self._warm_stopped = False  # by send_now: the call reading its reply waits a turn
+        self._warm_stopped = False  # a keep-warm read was cancelled: the next call waits a turn
         self.reopened = 0
 
     def send_now(self, method: str, *params) -> bool:
         """Write a request at once if the connection is open (False: it is not; ``call``
         then connects and sends).  Its reply must be read by ``call(..., sent=True)``."""
-        self._warm_stopped = self._stop_warm() or self._warm_stopped
+        self._stop_warm()
         if self._writer is None or self._writer.is_closing() or self._reader.at_eof():
             return False
         self._write_request(method, params)
@@ -74,7 +74,8 @@ class RpcStream:
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
         (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
         the request already."""
-        if self._stop_warm() or self._warm_stopped:
+        self._stop_warm()
+        if self._warm_stopped:
             self._warm_stopped = False
             await asyncio.sleep(0)  # the cancelled keep-warm task lets go of the stream
         for attempt in (1, 2):
@@ -141,15 +142,14 @@ class RpcStream:
             self.close()
         return int(status[1]), raw
 
-    def _stop_warm(self) -> bool:
-        """Whether a keep-warm task was cancelled.  Cancelling it cancels its pending read
-        at once (no reply byte is taken), but the stream forgets that read only when the
-        task next runs: a read of ours must wait one loop iteration for it."""
-        if self._warm is None:
-            return False
-        self._warm.cancel()
-        self._warm = None
-        return True
+    def _stop_warm(self) -> None:
+        """Cancelling the keep-warm task cancels its pending read at once (no reply byte
+        is taken), but the stream forgets that read only when the task next runs: the next
+        call waits one loop iteration for it (``_warm_stopped``)."""
+        if self._warm is not None:
+            self._warm.cancel()
+            self._warm = None
+            self._warm_stopped = True
 
     async def _keep_warm(self) -> None:
         """While idle: nothing arrives unasked, so a read returns only when the node
