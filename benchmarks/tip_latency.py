@@ -13,9 +13,13 @@ Columns, all on the same node in the same run:
 - ``sv2ffi ipc``: ``sv2ffi tp --source ipc`` (when the node is a bitcoin-node with IPC);
 - ``sv2-tp``: stratum-mining/sv2-tp on the same bitcoin-node (when ``SV2FFI_SV2TP``).
 
-Four clocks start a tip: ``from connect`` (the clock of record with a real Core) is the
+Five clocks start a tip: ``from connect`` (the clock of record with a real Core) is the
 block's connection in the node, the microsecond stamp of its ``UpdateTip`` log line,
-written before Core signals the tip to anyone; ``from notify`` the node's own tip signal
+written before Core signals the tip to anyone; ``from signal`` the node's tip notification
+as the node dates it: its ``Enqueuing UpdatedBlockTip`` line (``-debug=validation``),
+written by the thread that connected the block just before ``blockTip`` wakes every
+``waitTipChanged`` waiter, so nothing else can hold it back either (the issue's "from the
+node's tip notification"); ``from notify`` the node's tip signal
 (a ``waitfornewblock`` long-poll of this script's, Core's ``waitTipChanged``), which
 used to be the clock of record until it turned out to be held back on some tips: after a
 tip each waiter takes ``cs_main``, and a TP's getblocktemplate that reaches the node first
@@ -40,12 +44,16 @@ column is from the clock of record (the block's connection with a real Core).  `
 gbt`` (``sv2ffi rpc``): the full template's latency minus the node's getblocktemplate time
 for that very template (request to last byte, from the TP's log line for each block's
 first full template): what the TP itself added, which issue 10 budgets at 5 ms, plus, on
-the connection clock, the node's own time from connecting the block to signalling it
-(0.5-1.2 ms here, per the line under the table); the floor line's getblocktemplate is
-timed on other tips, with no TP.
+the connection clock, the node's own time from signalling the block to answering the
+TP's waitfornewblock (a worker thread woken, ``cs_main`` taken again, the reply handed to
+libevent's thread: 0.5-4 ms here); the floor line's getblocktemplate is timed on other
+tips, with no TP.
 CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all processes compare.
 ``TIPLAT_DETAIL=1`` prints each tip's first, median and last client (where a p99 comes
-from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs.
+from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs; ``TIPLAT_TRACE=1`` runs ``sv2ffi rpc`` at
+``--log-level debug``, whose line for each tip's notice dates the TP's read of the node's
+waitfornewblock reply, and splits the tip into the node's share (its signal to that read)
+and the TP's (that read to the client's kernel stamp).
 
     .venv/bin/python benchmarks/tip_latency.py [--clients 1,10,100] [--tips 15] [--runs 3]
 """
@@ -78,6 +86,11 @@ from core_node import (BITCOIN_CLI, BITCOIN_NODE, BITCOIND, SV2TP, RealNode,  # 
 SV2FFI = [sys.executable, "-m", "sv2ffi"]
 #: Core's log line for a newly connected block (with -logtimemicros)
 LOG_TIP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z UpdateTip: new best=(\w{64})")
+#: Core's log line (with -debug=validation) written right before it signals the new tip to
+#: its waiters (``validation.cpp``: ``UpdatedBlockTip`` is enqueued, then ``blockTip``
+#: notifies ``waitTipChanged``/``waitfornewblock``/``waitNext`` at once)
+LOG_SIGNAL = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z \[validation\] "
+                        r"Enqueuing UpdatedBlockTip: new block hash=(\w{64})")
 MISS_AFTER = 5.0
 T = 120
 
@@ -188,8 +201,12 @@ class CoreNode:
         self.kind = f"Bitcoin Core {Path(exe).name} (regtest)"
         # -checkmempool=0: mainnet's setting.  Regtest checks the whole mempool's
         # consistency after every block, between the block's connection and the tip signal
-        # (about 20 ms with 3,000 transactions), a debugging aid no mined chain runs with
-        self.node = RealNode(exe, zmq=True, ipc=self.ipc, extra=("-checkmempool=0",)).start()
+        # (about 20 ms with 3,000 transactions), a debugging aid no mined chain runs with;
+        # -checkblockindex=0 likewise (regtest walks its block index under cs_main after
+        # every block; no effect measured here, but no mined chain does it either).
+        # -debug=validation: the node's own stamp of its tip signal (``signalled_at``)
+        self.node = RealNode(exe, zmq=True, ipc=self.ipc, extra=(
+            "-checkmempool=0", "-checkblockindex=0", "-debug=validation")).start()
         try:
             # the prepared blocks are empty: the mempool stays, refills are small
             self.node.fund_wallet(coins=coins or max(1000, mempool + 500))
@@ -223,12 +240,22 @@ class CoreNode:
         ``waitfornewblock`` / ``waitTipChanged`` and ZMQ.  Unlike a waiter's reply, this
         clock cannot be held back by another RPC thread (after a tip, each waiter needs
         ``cs_main``, which a getblocktemplate sent meanwhile holds for its whole build)."""
+        return self._log_stamps(LOG_TIP)
+
+    def signalled_at(self) -> dict:
+        """Block hash -> when the node signalled it as its new tip, CLOCK_MONOTONIC: the
+        ``Enqueuing UpdatedBlockTip`` line (``-debug=validation``), written by the thread
+        that connected the block, under ``cs_main``, just before ``blockTip`` wakes every
+        waiter: the node's tip notification, dated by the node, which no RPC can delay."""
+        return self._log_stamps(LOG_SIGNAL)
+
+    def _log_stamps(self, pattern) -> dict:
         offset = time.time() - time.monotonic()
         got = {}
         log = self.node.dir / "regtest" / "debug.log"
         with open(log, errors="replace") as f:
             for line in f:
-                m = LOG_TIP.match(line)
+                m = pattern.match(line)
                 if m:
                     when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
                     got[m.group(2)] = when.replace(
@@ -248,11 +275,15 @@ class Sv2ffiTp:
         self.port = free_port()
         datadir.mkdir(parents=True, exist_ok=True)
         args = ["tp", "--source", source, "--sv2-port", str(self.port), "--datadir",
-                str(datadir), "--max-clients", "1000", "--log-level", "info", "--chain",
+                str(datadir), "--max-clients", "1000", "--log-level",
+                "debug" if os.environ.get("TIPLAT_TRACE") else "info", "--chain",
                 "regtest"]
         #: block hash -> the node's getblocktemplate ms for that block's first full
         #: template, as the rpc source logs it (request sent to the reply's last byte)
         self.gbt_ms: dict = {}
+        #: block hash -> when the TP read the node's notice of it (its own DEBUG line,
+        #: ``TIPLAT_TRACE=1`` only: the TP then logs at DEBUG)
+        self.noticed_at: dict = {}
         if source == "rpc":
             args += ["--rpc-url", node.url, "--rpc-cookie-file", str(node.cookie),
                      "--zmq-hashblock", node.zmq]
@@ -273,6 +304,10 @@ class Sv2ffiTp:
             m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+) ms", line)
             if m:
                 self.gbt_ms[m.group(1)] = float(m.group(2))
+            m = re.search(r"tip (\w{64}) noticed: waitfornewblock's last byte read at "
+                          r"([\d.]+)", line)
+            if m:
+                self.noticed_at[m.group(1)] = float(m.group(2))
             if os.environ.get("TIPLAT_TPLOG"):
                 print(line.rstrip(), file=sys.stderr)
 
@@ -344,8 +379,9 @@ def measure(node, tp, n: int, tips: int) -> dict:
     listener.join(5)
     waiter.join(5)
     connect_at = node.connected_at() if hasattr(node, "connected_at") else {}
-    lat = {k: [] for k in ("connect", "notify", "read", "zmq", "submit", "full", "over",
-                           "gap")}
+    signal_at = node.signalled_at() if hasattr(node, "signalled_at") else {}
+    lat = {k: [] for k in ("connect", "signal", "notify", "read", "zmq", "submit", "full",
+                           "over", "gap", "sgap", "noticed", "tp")}
     worst: list = []
     missed = 0
     for tip, t0 in submitted:
@@ -353,8 +389,14 @@ def measure(node, tp, n: int, tips: int) -> dict:
         # the clock of record: the block's connection in the node when its log says so,
         # else (the built-in endpoint) the node's tip signal
         tc = connect_at.get(tip, tn)
+        ts = signal_at.get(tip)
         if tip in connect_at and tn is not None:
             lat["gap"].append((tn - connect_at[tip]) * 1000)
+        if tip in connect_at and ts is not None:
+            lat["sgap"].append((ts - connect_at[tip]) * 1000)
+        tnotice = getattr(tp, "noticed_at", {}).get(tip)
+        if tnotice is not None and ts is not None:
+            lat["noticed"].append((tnotice - ts) * 1000)
         per_tip = []
         for i in range(n):
             got = snph[i].get(tip)
@@ -363,7 +405,7 @@ def measure(node, tp, n: int, tips: int) -> dict:
                 continue
             t, read = got
             for key, start in (("submit", t0), ("zmq", zmq_at.get(tip)), ("notify", tn),
-                               ("connect", tc)):
+                               ("connect", tc), ("signal", ts), ("tp", tnotice)):
                 if start is not None:
                     lat[key].append((t - start) * 1000)
             if tc is not None:
@@ -382,6 +424,8 @@ def measure(node, tp, n: int, tips: int) -> dict:
                 print(f"  {tp.name} N={n} tip {tip[:12]}: first {per_tip[0]:.2f} median "
                       f"{per_tip[len(per_tip) // 2]:.2f} last {per_tip[-1]:.2f} ms from "
                       f"{'connect' if tip in connect_at else 'notify'}"
+                      + (f" (the node's signal at +{(ts - tc) * 1000:.2f})"
+                         if ts is not None and tc is not None else "")
                       + (f" (this script's tip signal at +{(tn - tc) * 1000:.2f})"
                          if tn is not None and tc is not None and tn != tc else ""),
                       file=sys.stderr)
@@ -457,6 +501,7 @@ def main(argv=None) -> int:
           f"{statistics.median(gbt):.2f} ms, p99 {pct(gbt, 99):.2f} ms (request to last byte)")
     clock = "connect" if isinstance(node, CoreNode) else "notify"
     print(f"{'TP':<11} {'N':>4} | {'from ' + clock + ' p50':>16} {'p99':>7} {'slowest p99':>11} | "
+          f"{'from signal p50':>15} {'p99':>7} | "
           f"{'from notify p50':>15} {'p99':>7} | {'read p50':>8} {'p99':>7} | "
           f"{'from zmq p50':>12} {'p99':>7} | {'from submit p50':>15} {'p99':>7} | "
           f"{'missed':>8} | {'full tpl p50':>12} {'- its gbt':>9}")
@@ -464,11 +509,24 @@ def main(argv=None) -> int:
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         f = {k: ("-" if v != v else f"{v:.2f}") for k, v in med.items()}
         print(f"{name:<11} {n:>4} | {f['connect50']:>16} {f['connect99']:>7} "
-              f"{med['worst99']:>11.2f} | {f['notify50']:>15} {f['notify99']:>7} | "
+              f"{med['worst99']:>11.2f} | {f['signal50']:>15} {f['signal99']:>7} | "
+              f"{f['notify50']:>15} {f['notify99']:>7} | "
               f"{f['read50']:>8} {f['read99']:>7} | {f['zmq50']:>12} {f['zmq99']:>7} | "
               f"{f['submit50']:>15} {f['submit99']:>7} | "
               f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {f['full50']:>12} "
               f"{f['over50']:>9}")
+    sgaps = [r["sgap50"] for rs in results.values() for r in rs if r["sgap50"] == r["sgap50"]]
+    if sgaps:
+        print(f"the node's log line for a connected block -> its log line for signalling the "
+              f"tip (Enqueuing UpdatedBlockTip, just before blockTip wakes the waiters): median "
+              f"{statistics.median(sgaps):.2f} ms")
+    for (name, n), rs in results.items():
+        if rs[0]["tp50"] == rs[0]["tp50"]:
+            print(f"{name} N={n}, traced (TIPLAT_TRACE=1, the TP logging at DEBUG): the node's "
+                  f"signal -> the TP's read of its waitfornewblock reply p50 "
+                  f"{statistics.median(r['noticed50'] for r in rs):.2f} ms; that read -> "
+                  f"SetNewPrevHash received p50 {statistics.median(r['tp50'] for r in rs):.2f}"
+                  f" / p99 {statistics.median(r['tp99'] for r in rs):.2f} ms (the TP's share)")
     gaps = [r["gap50"] for rs in results.values() for r in rs if r["gap50"] == r["gap50"]]
     if gaps:
         print(f"the node's log line for a connected block -> its tip signal reaching this "

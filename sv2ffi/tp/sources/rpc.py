@@ -674,6 +674,11 @@ class RpcSource(Source):
                 height = r.get("height")
                 if not (isinstance(height, int) and self._announce_predicted(h, height)):
                     await self._fast_tip(h, "waitfornewblock")
+                if log.isEnabledFor(logging.DEBUG):  # the TP's share of a tip, for tracing
+                    log.debug("tip %s noticed: waitfornewblock's last byte read at %.6f "
+                              "(CLOCK_MONOTONIC); the tip pass over %.3f ms later",
+                              r["hash"], stream.last_byte_at,
+                              (time.monotonic() - stream.last_byte_at) * 1000)
 
     def _header(self, block_hash_hex: str) -> dict:
         return self.call_sync("getblockheader", block_hash_hex, True)
