@@ -330,3 +330,41 @@ def test_extension_negotiation_gets_a_clear_error_not_silence(tp):
         await c.close()
 
     run(main())
+
+
+def test_a_template_on_the_clients_tip_is_built_and_written_in_the_callback_that_brings_it(
+        tmp_path):
+    """The rpc source's full template after a tip comes tens of milliseconds after the tip
+    went out: it is built and dispatched in ``on_template`` itself, not a loop iteration
+    later (0.2-0.4 ms on the way to the clients, issue 10).  A template that brings a new
+    tip still sends the tip first and is built on the next iteration, the newest of
+    those arriving meanwhile only."""
+    src = RegtestSource(mempool_interval=0, initial_txs=3, seed=5)
+    svc = TpService(src, datadir=tmp_path)
+    built = []
+
+    async def main():
+        await svc.start()
+        try:
+            for _ in range(1000):  # the source's first template applied
+                if svc.core.tip is not None and not svc._template_scheduled:
+                    break
+                await asyncio.sleep(0.01)
+            real = svc.core.new_template
+            svc.core.new_template = lambda tpl, now, **kw: built.append(tpl) or real(
+                tpl, now, **kw)
+            same = src.chain.block_template()
+            svc.on_template(same)
+            assert built == [same]  # no await between: written in the same callback
+            src.chain.generate(1, notify=False)
+            first, newest = src.chain.block_template(), src.chain.block_template()
+            svc.on_template(first)
+            assert svc.core.tip.prev_hash == first.prev_hash  # the tip went out at once
+            svc.on_template(newest)  # arrives before the loop turns: replaces the first
+            assert built == [same]
+            await asyncio.sleep(0)
+            assert built == [same, newest]
+        finally:
+            await svc.stop()
+
+    asyncio.run(main())

@@ -183,14 +183,20 @@ class TpService:
         return self.core.tip_relation(prev_hash, height)
 
     def on_template(self, tpl: BlockTemplate, *, reorg: bool = False) -> None:
-        """A new tip goes out at once (the empty template and SetNewPrevHash); building the
-        full template waits one loop iteration, so the client writers send the tip first.
-        Templates arriving meanwhile replace the pending one: only the newest is built."""
+        """A template on the tip the clients have is built and written at once.  One that
+        brings a new tip sends the tip first (the empty template and SetNewPrevHash) and is
+        built one loop iteration later, so the client writers send the tip before it;
+        templates arriving meanwhile replace the pending one: only the newest is built.
+        (Building at once saves the full template after a tip that loop iteration: 0.2-0.4
+        ms with a 3,000-transaction reply just freed, issue 10.)"""
         if self._stopping:
             return
         if reorg or self.core.is_new_tip(tpl):
             self._new_tip(TipInfo(tpl.prev_hash, tpl.height, tpl.bits, tpl.time, tpl.min_time),
                           reorg)
+        elif not self._template_scheduled:
+            self._dispatch(self.core.new_template(tpl, time.monotonic(), reorg=reorg))
+            return
         self._pending_template, self._pending_reorg = tpl, reorg
         if not self._template_scheduled:
             self._template_scheduled = True
