@@ -50,9 +50,9 @@ libevent's thread: 0.5-4 ms here); the floor line's getblocktemplate is timed on
 tips, with no TP.
 CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all processes compare.
 ``TIPLAT_DETAIL=1`` prints each tip's first, median and last client (where a p99 comes
-from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs; ``TIPLAT_TRACE=1`` runs ``sv2ffi rpc`` at
+from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs; ``TIPLAT_TRACE=1`` runs the ``sv2ffi`` TPs at
 ``--log-level debug``, whose line for each tip's notice dates the TP's read of the node's
-waitfornewblock reply, and splits the tip into the node's share (its signal to that read)
+answer (rpc: the waitfornewblock reply; ipc: the next empty template), and splits the tip into the node's share (its signal to that read)
 and the TP's (that read to the client's kernel stamp).
 
     .venv/bin/python benchmarks/tip_latency.py [--clients 1,10,100] [--tips 15] [--runs 3]
@@ -304,8 +304,7 @@ class Sv2ffiTp:
             m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+) ms", line)
             if m:
                 self.gbt_ms[m.group(1)] = float(m.group(2))
-            m = re.search(r"tip (\w{64}) noticed: waitfornewblock's last byte read at "
-                          r"([\d.]+)", line)
+            m = re.search(r"tip (\w{64}) noticed: .* read at ([\d.]+)", line)
             if m:
                 self.noticed_at[m.group(1)] = float(m.group(2))
             if os.environ.get("TIPLAT_TPLOG"):
@@ -426,6 +425,8 @@ def measure(node, tp, n: int, tips: int) -> dict:
                       f"{'connect' if tip in connect_at else 'notify'}"
                       + (f" (the node's signal at +{(ts - tc) * 1000:.2f})"
                          if ts is not None and tc is not None else "")
+                      + (f" (the TP's notice at +{(tnotice - tc) * 1000:.2f})"
+                         if tnotice is not None and tc is not None else "")
                       + (f" (this script's tip signal at +{(tn - tc) * 1000:.2f})"
                          if tn is not None and tc is not None and tn != tc else ""),
                       file=sys.stderr)
@@ -523,7 +524,7 @@ def main(argv=None) -> int:
     for (name, n), rs in results.items():
         if rs[0]["tp50"] == rs[0]["tp50"]:
             print(f"{name} N={n}, traced (TIPLAT_TRACE=1, the TP logging at DEBUG): the node's "
-                  f"signal -> the TP's read of its waitfornewblock reply p50 "
+                  f"signal -> the TP's read of its answer p50 "
                   f"{statistics.median(r['noticed50'] for r in rs):.2f} ms; that read -> "
                   f"SetNewPrevHash received p50 {statistics.median(r['tp50'] for r in rs):.2f}"
                   f" / p99 {statistics.median(r['tp99'] for r in rs):.2f} ms (the TP's share)")

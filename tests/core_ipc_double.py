@@ -105,7 +105,12 @@ class CoreIpcDouble:
         self.version = version
         self.schema = _schema(version)
         self.ibd = ibd
-        self.tip_delay = tip_delay  # waitTipChanged answers this late (the template path wins)
+        #: the tip path's answers (waitTipChanged, and waitNext on an empty template) come
+        #: this late after a new tip: the template path wins
+        self.tip_delay = tip_delay
+        #: waitNext answers a template on the same tip after a tick (Core on test networks
+        #: from 20 minutes after the tip's time: the minimum-difficulty rule)
+        self.min_difficulty = False
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[asyncio.Event] = None
@@ -385,7 +390,14 @@ class CoreIpcDouble:
                     mine = sum(self.fees)
                     while not self.interrupted and not double._stop.is_set():
                         if chain.tip_hash != prev:
+                            if double.tip_delay and not self.opts[0]:
+                                await asyncio.sleep(double.tip_delay)
                             return Template(*self.opts)
+                        if double.min_difficulty:  # Core: after its wait's first tick
+                            if not await double.wait_change(min(deadline, double.loop.time()
+                                                                + 0.05)):
+                                return Template(*self.opts)
+                            continue
                         if options.feeThreshold < MAX_MONEY:
                             _, fees, _, _ = build_template(chain, self.opts[1], self.opts[2],
                                                            self.opts[0])

@@ -167,8 +167,9 @@ def test_blocking_waits_run_on_their_own_node_threads(node, tmp_path):
     threads = {}
     for method, thread in node.calls:
         threads.setdefault(method, set()).add(thread)
-    assert threads["waitTipChanged"] == {"sv2ffi-tip"}
-    assert threads["waitNext"] == {"sv2ffi-template"}
+    # tips: waitNext on the empty template (no waitTipChanged while the tip path keeps up)
+    assert "waitTipChanged" not in threads
+    assert threads["waitNext"] == {"sv2ffi-tip", "sv2ffi-template"}
     assert threads["submitSolution"] == {"sv2ffi-submit"}
     # stopping interrupts the waits: no node thread is left busy
     wait_until(lambda: not any(t.lock.locked() for t in node._threads.values()))
@@ -458,4 +459,49 @@ def test_a_tip_goes_out_from_the_first_template_and_its_empty_work_still_submits
     finally:
         tp.stop()
         node.stop()
+    assert not node.misuse, node.misuse
+
+
+def test_tips_come_from_the_empty_templates_wait_and_a_same_tip_answer_falls_back(node,
+                                                                                  tmp_path):
+    """The tip path waits with ``waitNext`` on the node's empty template, no fee
+    threshold: a new tip is answered with the next empty template (its block pipelined on
+    it), one round trip, no ``createNewBlock`` after the tip (Core: ``waitNext``
+    builds it in the same wake-up, ``node/miner.cpp`` WaitAndCreateNewBlock, before the
+    template loop's full build holds ``cs_main``).  On test networks Core answers every
+    ``waitNext`` with a template on the same tip from 20 minutes after the tip's time (the
+    minimum-difficulty rule): the tip path then waits with ``waitTipChanged`` instead of
+    spinning, and still switches the clients at the next block."""
+    from sv2ffi.tp.ipc_client import MAX_MONEY
+    tp, src = make_tp(node, tmp_path)
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            created = len([m for m, _ in node.calls if m == "createNewBlock"])
+            node.do(node.chain.generate, 1)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            assert "waitTipChanged" not in [m for m, _ in node.calls]
+            tip_waits = [o for o in node.wait_options if o[1] == MAX_MONEY]
+            assert tip_waits and tip_waits[0][0] == src.tip_wait * 1000
+            # the new tip's empty template came from waitNext: the only createNewBlock
+            # after it is the template loop's own (with the mempool), if any
+            after = [(m, t) for m, t in node.calls if m == "createNewBlock"][created:]
+            assert all(t == "sv2ffi-template" for _, t in after), after
+            assert src.tips_from_templates == 0
+
+            node.min_difficulty = True
+            wait_until(lambda: "waitTipChanged" in [m for m, _ in node.calls])
+            answered = len(node.wait_options)
+            await asyncio.sleep(0.5)  # waiting on waitTipChanged now, not spinning
+            assert len(node.wait_options) - answered < 10
+            node.do(node.chain.generate, 1)
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            await c.close()
+
+        run(main())
+    finally:
+        tp.stop()
     assert not node.misuse, node.misuse

@@ -41,6 +41,14 @@ class CoinbaseFields:
     lock_time: int
 
 
+def coinbase_fields(c) -> CoinbaseFields:
+    """A ``getCoinbaseTx`` result as CoinbaseFields."""
+    return CoinbaseFields(int(c.version), int(c.sequence), bytes(c.scriptSigPrefix),
+                          bytes(c.witness) if c._has("witness") else None,
+                          int(c.blockRewardRemaining),
+                          tuple(bytes(o) for o in c.requiredOutputs), int(c.lockTime))
+
+
 def _kj(e) -> Exception:
     """A pycapnp exception as ours: a dropped connection is the node being unavailable."""
     what = getattr(e, "description", str(e))
@@ -73,11 +81,7 @@ class NodeTemplate:
         block = bytes((await self._call(pb)).result)
         fees = list((await self._call(pf)).result)
         sigops = list((await self._call(ps)).result)
-        c = (await self._call(pc)).result
-        cb = CoinbaseFields(int(c.version), int(c.sequence), bytes(c.scriptSigPrefix),
-                            bytes(c.witness) if c._has("witness") else None,
-                            int(c.blockRewardRemaining),
-                            tuple(bytes(o) for o in c.requiredOutputs), int(c.lockTime))
+        cb = coinbase_fields((await self._call(pc)).result)
         return block, fees, sigops, cb
 
     async def submit_solution(self, version: int, timestamp: int, nonce: int, coinbase: bytes,
@@ -92,10 +96,14 @@ class NodeTemplate:
         """The next template once fees rose by ``fee_threshold`` sat (MAX_MONEY: only a new
         tip counts) or the tip changed; None at the timeout (seconds) or after
         ``interrupt_wait``."""
+        return await self.conn.template_of(self.next_promise(fee_threshold, timeout, thread))
+
+    def next_promise(self, fee_threshold: int, timeout: float, thread: str = "template"):
+        """The ``waitNext`` promise itself (await it with ``MiningConnection.template_of``),
+        so a caller may pipeline calls on the next template before it exists."""
         opts = self.conn.schema.mining.BlockWaitOptions.new_message(
             timeout=max(timeout, 0.0) * 1000.0, feeThreshold=fee_threshold)
-        r = await self._call(self.cap.waitNext(context=self.conn.ctx(thread), options=opts))
-        return NodeTemplate(self.conn, r.result) if r._has("result") else None
+        return self.cap.waitNext(context=self.conn.ctx(thread), options=opts)
 
     async def interrupt_wait(self) -> None:
         await self._call(self.cap.interruptWait())

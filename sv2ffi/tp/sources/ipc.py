@@ -7,12 +7,14 @@ Mining interface is incompatible), as is a node on another chain.
 
 What comes from where:
 
-- **Tips** from ``waitTipChanged`` on a node thread of their own.  SetNewPrevHash needs
-  only the new block's hash, the next nBits and a valid nTime, so the tip path asks the
-  node for an *empty* template (``createNewBlock`` without the mempool, with
-  ``getBlockHeader`` pipelined on it: one round trip) and announces the tip before any
-  transaction is selected.  That empty node template is kept: it is the block a client
-  solves on the future template it was switched to.
+- **Tips** from the node's *empty* template (``createNewBlock`` without the mempool):
+  SetNewPrevHash needs only the new block's hash, the next nBits and a valid nTime, which
+  its header gives before any transaction is selected.  On a node thread of its own the
+  tip path keeps a ``waitNext`` pending on the empty template of the tip we are on,
+  without a fee threshold, so only a new tip ends it: the node builds the next empty
+  template in the same wake-up and answers with it (its block pipelined on it).
+  Each empty node template is kept: it is the block a client solves on the future
+  template it was switched to.
 - **Templates** from ``createNewBlock`` with the largest coinbase reservation any client
   group asked for (weight and sigops cost, at least Core's defaults), then ``waitNext``
   with the fee delta, or with no fee threshold until ``template_interval`` has passed since
@@ -194,7 +196,7 @@ class IpcSource(Source):
         self.tips_from_templates = 0
         self.templates = 0
         self.node_templates_created = 0
-        self.last_tip_ms = 0.0  # waitTipChanged's answer -> tip handed to the service
+        self.last_tip_ms = 0.0  # the tip path's answer (an empty template) -> tip handed over
         # service side
         self._svc_loop: Optional[asyncio.AbstractEventLoop] = None
         self._running = False
@@ -209,6 +211,8 @@ class IpcSource(Source):
         self._tip: Optional[TipInfo] = None
         self._held: dict = {}  # (prev_hash, txids) -> _Held
         self._waiting: Optional[NodeTemplate] = None  # template in waitNext
+        #: the empty template the tip path waits on (``_tip_loop``): never destroyed
+        self._tip_watch: Optional[NodeTemplate] = None
         #: the template loop's template: a template is destroyed only when neither the loop
         #: nor ``_held`` has it (destroying one a call is running on crashes the node)
         self._current: Optional[NodeTemplate] = None
@@ -393,8 +397,8 @@ class IpcSource(Source):
             ref = await conn.wait_tip_changed(bytes(32), self.tip_wait)
             if ref is None:
                 raise NodeUnavailableError("the node is shutting down")
-        await self._announce_tip(conn, ref)
-        loops = [asyncio.ensure_future(c) for c in (self._tip_loop(conn, ref[0]),
+        watch = await self._announce_tip(conn, ref)
+        loops = [asyncio.ensure_future(c) for c in (self._tip_loop(conn, *watch),
                                                      self._template_loop(conn),
                                                      self._prune_loop())]
         stop = asyncio.ensure_future(self._stop.wait())
@@ -425,8 +429,9 @@ class IpcSource(Source):
         """Unblock our waits on the node before leaving, so its threads are free at once
         instead of at their timeouts."""
         waits = [conn.interrupt()]
-        if self._waiting is not None:
-            waits.append(self._waiting.interrupt_wait())
+        for tmpl in (self._waiting, self._tip_watch):
+            if tmpl is not None:
+                waits.append(tmpl.interrupt_wait())
         try:
             await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 2)
         except asyncio.TimeoutError:
@@ -434,17 +439,59 @@ class IpcSource(Source):
 
     # ---- tips ------------------------------------------------------------------------------
 
-    async def _tip_loop(self, conn: MiningConnection, current: bytes) -> None:
+    async def _tip_loop(self, conn: MiningConnection, watch: NodeTemplate,
+                        prev: bytes) -> None:
+        """New tips from a ``waitNext`` on ``watch``, the node's empty template on
+        ``prev`` (the tip we are on), with no fee threshold: only a new tip ends it, and
+        the node then builds the new tip's empty template in the same wake-up.  Its block
+        (header and coinbase) is pipelined on it, so the tip costs one round trip after the
+        node's signal.  (``waitTipChanged`` then ``createNewBlock`` took two, and the second
+        reached the node after the template loop's own ``waitNext`` had taken ``cs_main``
+        to build the full template: the tip waited for that build, 20-40 ms with 3,000
+        mempool transactions, issue 10.)  A template on the same tip is the test networks'
+        minimum-difficulty rule (the node answers every ``waitNext`` at once from 20
+        minutes after the tip's time): then one ``waitTipChanged`` round instead."""
         while not self._stop.is_set():
-            ref = await conn.wait_tip_changed(current, self.tip_wait)
-            if ref is None:
-                raise NodeUnavailableError("the node is shutting down (waitTipChanged gave no tip)")
-            if ref[0] != current:
-                current = ref[0]
-                await self._announce_tip(conn, ref)
+            self._tip_watch = watch
+            ctx = conn.ctx("tip")
+            promise = watch.next_promise(MAX_MONEY, self.tip_wait, thread="tip")
+            # pipelined: the empty block is its header and coinbase (whose scriptSig has
+            # the height), one call where getBlockHeader + getCoinbaseTx took two hops each
+            # through the node's thread for this context
+            block = promise.result.getBlock(ctx)
+            nxt = await conn.template_of(promise)
+            if nxt is None:
+                continue  # the wait's timeout (or stopping: the loop ends)
+            t0, noticed = time.perf_counter(), time.monotonic()
+            self.node_templates_created += 1
+            try:
+                empty = btc.Block.from_bytes(bytes((await conn.call(block)).result))
+                hdr = empty.header
+                height = btc.parse_bip34_height(empty.txs[0].vin[0].script_sig)
+            except (BitcoinDecodeError, IndexError) as e:
+                asyncio.ensure_future(nxt.destroy("tip"))
+                raise InvalidTemplateError(f"node template header: {e}") from None
+            if hdr.prev_hash == prev:  # minimum difficulty: wait for a real tip instead
+                asyncio.ensure_future(nxt.destroy("tip"))
+                ref = await conn.wait_tip_changed(prev, self.tip_wait)
+                if ref is None:
+                    raise NodeUnavailableError("the node is shutting down (waitTipChanged "
+                                               "gave no tip)")
+                if ref[0] != prev:
+                    watch, prev = await self._announce_tip(conn, ref)
+                continue
+            self._hold((hdr.prev_hash, ()), nxt)
+            watch, prev = nxt, hdr.prev_hash
+            if self._send_tip(TipInfo(hdr.prev_hash, height, hdr.bits, hdr.time)):
+                self.last_tip_ms = (time.perf_counter() - t0) * 1e3
+                if log.isEnabledFor(logging.DEBUG):  # the TP's share of a tip, for tracing
+                    log.debug("tip %s noticed: the node's empty template for it read at %.6f "
+                              "(CLOCK_MONOTONIC), its block %.3f ms later",
+                              btc.hash_hex(prev), noticed, self.last_tip_ms)
 
-    async def _announce_tip(self, conn: MiningConnection, ref: tuple) -> None:
-        """Tip -> the node's empty template for the next height -> SetNewPrevHash."""
+    async def _announce_tip(self, conn: MiningConnection, ref: tuple) -> tuple:
+        """Tip -> the node's empty template for the next height -> SetNewPrevHash; returns
+        (that template, the block it builds on) for ``_tip_loop`` to wait on."""
         block_hash, height = ref
         t0 = time.perf_counter()
         promise = conn.create_new_block(reserved_weight=self.min_reserved[0],
@@ -458,6 +505,7 @@ class IpcSource(Source):
         try:
             hdr = btc.BlockHeader.from_bytes(bytes((await conn.call(header)).result))
         except BitcoinDecodeError as e:
+            asyncio.ensure_future(tmpl.destroy("tip"))
             raise InvalidTemplateError(f"node template header: {e}") from None
         self._hold((hdr.prev_hash, ()), tmpl)
         if hdr.prev_hash == block_hash:  # else the tip moved on already: the next wait says
@@ -465,6 +513,7 @@ class IpcSource(Source):
                 self.last_tip_ms = (time.perf_counter() - t0) * 1e3
                 log.debug("tip %s at height %d: the node's empty template in %.1f ms",
                           btc.hash_hex(block_hash), height, self.last_tip_ms)
+        return tmpl, hdr.prev_hash
 
     def _set_tip(self, tip: TipInfo) -> bool:
         """Record a tip; False when it is the one we are on or older."""
@@ -614,7 +663,7 @@ class IpcSource(Source):
 
     def _free(self, tmpl: Optional[NodeTemplate]) -> None:
         """Destroy ``tmpl`` on the node unless the template loop or ``_held`` still has it."""
-        if tmpl is None or tmpl is self._current or \
+        if tmpl is None or tmpl is self._current or tmpl is self._tip_watch or \
                 any(h.template is tmpl for h in self._held.values()):
             return
         asyncio.ensure_future(tmpl.destroy())
