@@ -1,8 +1,9 @@
 """``--source ipc`` against the TEST DOUBLE of bitcoin-node's IPC Mining interface
 (``core_ipc_double.py``: pycapnp, serving the built-in regtest chain on a unix socket).
 
-Covers the source's logic everywhere: tips from waitTipChanged, templates from
-createNewBlock with the clients' reservation, fee updates from waitNext, solutions through
+Covers the source's logic everywhere: tips from waitNext on the empty template (and
+waitTipChanged under the minimum-difficulty rule), templates from createNewBlock with the
+clients' reservation, fee checks by waitNext without a wait, solutions through
 submitSolution (and submitBlock where the node has it), node restarts and a node that is
 not up yet, initial block download, refusing a v30 node or another chain, and the whole
 ``sv2ffi tp --source ipc`` process with a mining ``sv2ffi client``.  Against a real
