@@ -356,7 +356,7 @@ class IpcSource(Source):
                 self._conn = None
                 self._held.clear()  # node templates die with their connection
                 self._waiting = None
-                self._current = None
+                self._current = self._tip_watch = None
                 if conn is not None:
                     conn.close()
                 del conn
