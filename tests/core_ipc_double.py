@@ -393,18 +393,17 @@ class CoreIpcDouble:
                             if double.tip_delay and not self.opts[0]:
                                 await asyncio.sleep(double.tip_delay)
                             return Template(*self.opts)
-                        if double.min_difficulty:  # Core: after its wait's first tick
-                            if not await double.wait_change(min(deadline, double.loop.time()
-                                                                + 0.05)):
-                                return Template(*self.opts)
-                            continue
+                        if double.min_difficulty:  # Core: at its wait's next tick
+                            return Template(*self.opts)
                         if options.feeThreshold < MAX_MONEY:
                             _, fees, _, _ = build_template(chain, self.opts[1], self.opts[2],
                                                            self.opts[0])
                             if sum(fees) >= mine + options.feeThreshold:
                                 return Template(*self.opts)
-                        if not await double.wait_change(deadline):
+                        if double.loop.time() >= deadline:
                             break
+                        # Core looks again at each tick (a second) even with no change
+                        await double.wait_change(min(deadline, double.loop.time() + 0.05))
                     self.interrupted = False
                     return None
 

@@ -136,7 +136,7 @@ def test_templates_in_use_are_never_destroyed(tmp_path, tip_delay):
     template path's new-tip template are the same block, in either order; the one the
     template loop waits on must survive (destroying it under a call crashes a node)."""
     node = CoreIpcDouble(tmp_path / "node.sock", tip_delay=tip_delay)
-    tp, src = make_tp(node, tmp_path)
+    tp, src = make_tp(node, tmp_path, stale_grace=1)  # old tips' templates kept 2 s
     try:
         async def main():
             c = await client(tp)
@@ -149,6 +149,10 @@ def test_templates_in_use_are_never_destroyed(tmp_path, tip_delay):
 
         run(main())
         wait_until(lambda: node.destroyed >= 2)
+        # and none is left behind: once old tips' grace is over, what lives is the tip
+        # path's empty template and the template loop's (one block with an empty mempool:
+        # the same key, the empty one no longer held but still waited on), a fee check's
+        wait_until(lambda: node.live_templates <= 3)
     finally:
         tp.stop()
         node.stop()

@@ -461,7 +461,9 @@ class IpcSource(Source):
         minimum-difficulty rule (the node answers every ``waitNext`` at once from 20
         minutes after the tip's time): then one ``waitTipChanged`` round instead."""
         while not self._stop.is_set():
-            self._tip_watch = watch
+            if self._tip_watch is not watch:  # the one waited on before may go now
+                old, self._tip_watch = self._tip_watch, watch
+                self._free(old)
             ctx = conn.ctx("tip")
             promise = watch.next_promise(MAX_MONEY, self.tip_wait, thread="tip")
             # pipelined: the empty block is its header and coinbase (whose scriptSig has
