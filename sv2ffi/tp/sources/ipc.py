@@ -78,6 +78,14 @@ EMPTY_WAIT = 5.0
 FEE_CHECK = 1.0
 
 
+async def _wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` passed, whichever comes first."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+
+
 def default_bitcoin_datadir() -> Path:
     return Path.home() / ".bitcoin"
 
@@ -219,7 +227,7 @@ class IpcSource(Source):
         self._tip: Optional[TipInfo] = None
         self._held: dict = {}  # (prev_hash, txids) -> _Held
         self._waiting: Optional[NodeTemplate] = None  # template in waitNext
-        #: the empty template the tip path waits on (``_tip_loop``): never destroyed
+        #: the empty template the tip path waits on (``_tip_loop``): not destroyed meanwhile
         self._tip_watch: Optional[NodeTemplate] = None
         #: the template loop's template: a template is destroyed only when neither the loop
         #: nor ``_held`` has it (destroying one a call is running on crashes the node)
@@ -315,10 +323,7 @@ class IpcSource(Source):
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep unless stopping."""
-        try:
-            await asyncio.wait_for(self._stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        await _wait_event(self._stop, seconds)
 
     async def _run(self) -> None:
         delay = self.retry_delay
@@ -569,11 +574,10 @@ class IpcSource(Source):
         interval = self.template_interval
         while not self._stop.is_set():
             self._wake.clear()
-            tip = self._tip
-            if cur is None or self.reservation != made_for or \
-                    (tip is not None and tip.prev_hash != made_on):
-                if tip is not None and tip.prev_hash != made_on:
-                    await self._wait_tip_out()
+            new_tip = self._tip is not None and self._tip.prev_hash != made_on
+            if cur is None or self.reservation != made_for or new_tip:
+                if new_tip:  # its SetNewPrevHash written before the full template is asked
+                    await _wait_event(self._tip_out, TIP_FIRST)
                 self._tip_changed.clear()
                 made_for = self.reservation
                 cur = await conn.template_of(conn.create_new_block(
@@ -589,7 +593,7 @@ class IpcSource(Source):
                 continue
             elapsed = time.monotonic() - last_sent
             if elapsed < interval:  # within -templateinterval only a new tip counts
-                await self._wake_within(interval - elapsed)
+                await _wait_event(self._wake, interval - elapsed)
                 continue
             self._tip_changed.clear()
             self._waiting = cur
@@ -598,27 +602,13 @@ class IpcSource(Source):
             finally:
                 self._waiting = None
             if nxt is None:
-                await self._wake_within(FEE_CHECK)
+                await _wait_event(self._wake, FEE_CHECK)
                 continue
             self._use(nxt)
             cur = nxt
             self.node_templates_created += 1
             made_on = await self._publish(nxt)
             last_sent = time.monotonic()
-
-    async def _wake_within(self, seconds: float) -> None:
-        """Wait up to ``seconds`` for a new tip or a larger reservation."""
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
-
-    async def _wait_tip_out(self) -> None:
-        """The new tip's SetNewPrevHash written before the full template is asked for."""
-        try:
-            await asyncio.wait_for(self._tip_out.wait(), TIP_FIRST)
-        except asyncio.TimeoutError:
-            pass
 
     async def _publish(self, tmpl: NodeTemplate) -> bytes:
         """Fetch, convert, keep and hand a node template to the TP.  Returns the block it
