@@ -431,7 +431,12 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplo
             node.do(node.chain.add_random_transactions, 5)
             calls.clear()
             real_send = src._gbt_stream.send_now
-            src._gbt_stream.send_now = lambda *a: sends.append(real_send(*a)) or sends[-1]
+            before = src.sink.core.tip.prev_hash  # the clients' tip when the request left
+
+            def send_now(*a):
+                sends.append((real_send(*a), src.sink.core.tip.prev_hash == before))
+                return sends[-1][0]
+            src._gbt_stream.send_now = send_now
 
             def empty_block():  # found on the empty work: the mempool stays for the next
                 tpl = node.chain.block_template()
@@ -444,9 +449,10 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplo
             assert full.merkle_path  # the transactions, well before hashblock or a poll
             assert c.state.current.template_id == full.template_id
             # straight to getblocktemplate (no getmempoolinfo round trip first), written
-            # in the callback that sent the tip, on the tips' own connection (kept open
-            # since the first template); the next poll refreshes whatever the mempool says
-            assert sends == [True], sends
+            # in the callback that sends the tip, just before the tip's pass (the node
+            # builds while the tip goes out), on the tips' own connection (kept open since
+            # the first template); the next poll refreshes whatever the mempool says
+            assert sends == [(True, True)], sends
             assert "getmempoolinfo" not in calls and "getblocktemplate" not in calls, calls
             assert src._mempool_mark is None
             await c.close()
