@@ -10,6 +10,12 @@ the same as ``noise.encrypt_frames`` makes (tests/test_fanout.py checks them aga
 Without the compiled module (no OpenSSL headers at build time) or with
 ``SV2FFI_NATIVE_FANOUT=0`` in the environment (to compare both in one benchmark run), the
 service keeps its Python path; ``sv2ffi config`` says which one is in use.
+
+A pass over many clients (256 or more per thread: a second thread from 512 clients) is
+shared by up to four threads, no more than the CPUs the process may use: at 1,000 clients
+the pass is mostly the kernel's loopback send, which one core does no faster; at 100 a
+second thread measured slower (``native/fanout.c``, PAR_MIN).  ``SV2FFI_FANOUT_THREADS=N`` caps them
+(1: the calling thread only, to compare in one benchmark run).
 """
 
 from __future__ import annotations
@@ -26,6 +32,15 @@ except ImportError:  # a pure-Python install
 
 #: the compiled module is importable
 AVAILABLE = _fanout is not None
+
+
+def thread_limit() -> int:
+    """The most threads a pass may use (``SV2FFI_FANOUT_THREADS``; 0: the C module's own
+    limit, four, and the CPUs the process may use)."""
+    try:
+        return max(0, int(os.environ.get("SV2FFI_FANOUT_THREADS", "0")))
+    except ValueError:
+        return 0
 
 
 def enabled() -> bool:
@@ -47,11 +62,12 @@ def units(frames) -> Optional[tuple]:
     return tuple(out)
 
 
-def seal_send(unit_tuple: tuple, targets: list) -> list:
+def seal_send(unit_tuple: tuple, targets: list, threads: int = 0) -> list:
     """Seal ``unit_tuple`` for each ``(fd, key, first_nonce)`` and send it on ``fd``
-    (non-blocking, whose transport has nothing queued).  Per target: None (all sent),
-    bytes (the rest, for the transport to queue) or an errno (the socket failed)."""
-    return _fanout.seal_send(unit_tuple, targets)
+    (non-blocking, whose transport has nothing queued), on at most ``threads`` threads (0:
+    as many as pay).  Per target: None (all sent), bytes (the rest, for the transport to
+    queue) or an errno (the socket failed)."""
+    return _fanout.seal_send(unit_tuple, targets, threads)
 
 
 def describe() -> str:
@@ -61,4 +77,8 @@ def describe() -> str:
                 "the package was built)")
     if not enabled():
         return "Python (SV2FFI_NATIVE_FANOUT=0)"
-    return "C (sv2ffi._fanout: OpenSSL ChaCha20-Poly1305 + send(2), one pass per tip)"
+    limit = thread_limit()
+    return ("C (sv2ffi._fanout: OpenSSL ChaCha20-Poly1305 + send(2), one pass per tip, "
+            + (f"at most {limit} thread{'s' if limit != 1 else ''}"
+               f" (SV2FFI_FANOUT_THREADS={limit}))" if limit
+               else "on up to 4 threads from 512 clients, no more than the CPUs)"))

@@ -108,6 +108,46 @@ def test_a_dead_peer_is_an_errno_for_that_client_only():
             s.close()
 
 
+@pytest.mark.parametrize("threads", [0, 1, 2, 4])
+def test_a_pass_shared_by_threads_gives_each_client_its_own_outcome_and_bytes(threads):
+    """600 clients (a pass big enough for two threads): every live client gets exactly
+    its own key's and nonce's bytes, a dead one its errno, a full one the rest to queue,
+    each at its own position in the result whichever thread wrote to it."""
+    frames = [(b"\0\0\x71\x00\x03\x00", b"abc"), (b"\0\0\x72\x00\x05\x00", b"defgh")]
+    units = fanout.units(frames)
+    pairs = [_pair() for _ in range(600)]
+    keys = [os.urandom(32) for _ in pairs]
+    dead = set(range(7, 600, 37))
+    full = set(range(11, 600, 53)) - dead
+    big = [(b"\0\0\x71\x00\xef\xff", os.urandom(MAX_PT_CHUNK)) for _ in range(6)]
+    try:
+        for i in dead:
+            pairs[i][1].close()
+        for i in full:  # these get a pass of big frames on a small buffer
+            pairs[i][0].setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        targets = [(a.fileno(), k, 1000 * i) for i, ((a, _), k) in enumerate(zip(pairs, keys))]
+        res = fanout.seal_send(units, targets, threads)
+        big_res = fanout.seal_send(fanout.units(big), [
+            (fd, k, nonce + len(units)) for fd, k, nonce in (targets[i] for i in sorted(full))],
+            threads)
+        for i, ((_a, b), k) in enumerate(zip(pairs, keys)):
+            if i in dead:
+                assert res[i] in (errno.EPIPE, errno.ECONNRESET), i
+                continue
+            assert res[i] is None, i
+            want = encrypt_frames(CipherState(k, 1000 * i), frames)
+            assert _recv_all(b, len(want)) == want, i
+        for i, rest in zip(sorted(full), big_res):
+            assert isinstance(rest, bytes) and rest, i
+            want = encrypt_frames(CipherState(keys[i], 1000 * i + len(units)), big)
+            assert _recv_all(pairs[i][1], len(want) - len(rest)) + rest == want, i
+    finally:
+        for i, (a, b) in enumerate(pairs):
+            a.close()
+            if i not in dead:
+                b.close()
+
+
 @pytest.mark.parametrize("units, targets, exc", [
     ([b"x"], [], TypeError),  # units: a tuple
     ((b"x",), (), TypeError),  # targets: a list
@@ -119,6 +159,7 @@ def test_a_dead_peer_is_an_errno_for_that_client_only():
     ((b"x",), [(0, b"k" * 32, -1)], ValueError),
     ((b"x",), [(0, b"k" * 32, 2**64)], ValueError),
     ((b"x", b"y"), [(0, b"k" * 32, 2**64 - 1)], ValueError),  # the nonce would wrap
+    ((b"x",) * 65, [], ValueError),  # at most 64 units a pass
 ])
 def test_bad_arguments_are_typed_errors_and_nothing_is_sent(units, targets, exc):
     a, b = _pair()
@@ -148,7 +189,8 @@ def test_reserve_nonces_takes_them_and_refuses_past_the_last():
 def test_a_tp_sends_its_tips_through_the_c_pass_and_clients_decode_them(tmp_path, monkeypatch):
     calls = []
     real = fanout.seal_send
-    monkeypatch.setattr(fanout, "seal_send", lambda u, t: calls.append(len(t)) or real(u, t))
+    monkeypatch.setattr(fanout, "seal_send",
+                        lambda u, t, n=0: calls.append(len(t)) or real(u, t, n))
     src = RegtestSource(mempool_interval=0, initial_txs=5, seed=9)
     svc = TpService(src, datadir=tmp_path, config=TpConfig(max_clients=40))
     assert svc._native_fanout
@@ -256,3 +298,25 @@ def test_a_client_with_bytes_queued_gets_its_tip_after_them_in_order(tmp_path):
     assert got[i].template_id == full.template_id and len(got[i].transaction_list) == made
     assert kinds[i + 1:i + 3] == ["NewTemplate", "SetNewPrevHash"], kinds
     assert got[i + 1].future_template and got[i + 2].template_id == got[i + 1].template_id
+
+
+def test_a_negative_thread_count_is_a_value_error_and_nothing_is_sent():
+    a, b = _pair()
+    try:
+        with pytest.raises(ValueError):
+            fanout.seal_send((b"x",), [(a.fileno(), b"k" * 32, 0)], -1)
+        b.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            b.recv(100)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_thread_cap_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SV2FFI_FANOUT_THREADS", "1")
+    assert fanout.thread_limit() == 1 and "at most 1 thread " in fanout.describe()
+    monkeypatch.setenv("SV2FFI_FANOUT_THREADS", "many")  # not a number: the default
+    assert fanout.thread_limit() == 0
+    monkeypatch.delenv("SV2FFI_FANOUT_THREADS")
+    assert fanout.thread_limit() == 0

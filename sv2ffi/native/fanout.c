@@ -9,23 +9,36 @@
  * uses) and one non-blocking send(2).
  *
  * Contract (the caller, sv2ffi/fanout.py, checks everything Python knows better):
- *   seal_send(units, targets) -> list
+ *   seal_send(units, targets, threads=0) -> list
  *     units:   tuple of bytes, each one AEAD message in wire order (a frame's 6-byte header
- *              and, when not empty, its payload of at most 65,519 bytes).
+ *              and, when not empty, its payload of at most 65,519 bytes); at most 64.
  *     targets: list of (fd, key, nonce): a connected non-blocking stream socket whose
  *              user-space write buffer is empty, the 32-byte sending key, the first nonce
  *              (the caller has checked that nonce + len(units) stays below 2^64-1).
- *   For each target, in order: None (every byte written), bytes (what the socket did not
+ *     threads: at most this many threads for the pass (0: up to MAX_THREADS).
+ *   For each target: None (every byte written), bytes (what the socket did not
  *   take: the caller queues it on its transport), or an int errno (the socket failed; the
  *   caller drops the client).  The nonce of every target advances by len(units) whatever
  *   the outcome, as the ciphertext exists either way.
  *
- * The GIL is held for the pass: it is short (microseconds per client), and a tip must not
- * wait behind a pool thread that would take the interpreter back mid-pass. */
+ * A pass over many clients is shared by a few threads (see PAR_MIN), each taking the
+ * next CHUNK clients until none is left: with 1,000 clients the pass is mostly the
+ * kernel's loopback send (10-25 us a client on the 2-core VM of issue 10), which one core
+ * cannot do faster.  The clients are
+ * then written in about the list's order, not exactly in it.  A thread that starts late
+ * (a vCPU woken) only takes fewer clients.
+ *
+ * The calling thread holds the GIL for the pass: it is short (microseconds per client), and
+ * a tip must not wait behind a pool thread that would take the interpreter back mid-pass;
+ * the helpers touch no Python object (the units' and keys' bytes are read in place: the
+ * caller's tuple and list hold them for the call, and bytes do not change). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,25 +49,59 @@
 #define TAG_LEN 16
 #define NONCE_LEN 12
 #define MAX_UNIT 65535 /* an SV2 Noise message: 65,519 plaintext bytes + 16 tag */
+#define MAX_UNITS 64    /* a tip's pass has 4 (two frames' headers and payloads) */
+/* Threads: one per PAR_MIN clients of the pass (so a second one from 512 clients), at most
+ * MAX_THREADS, no more than the CPUs the process may use.  Measured on the 2-core VM of
+ * issue 10 (benchmarks/tp.py, SV2FFI_FANOUT_THREADS=1 against the default, alternating):
+ * at 100 clients a second thread made the slowest client later (the pass is 1.5 ms, and a
+ * helper's vCPU woken or preempted mid-chunk holds the pass's end), at 1,000 it shortened
+ * the pass (10.0 -> 7.7 ms for the pass alone over loopback TCP). */
+#define PAR_MIN 256
+#define MAX_THREADS 4
+#define CHUNK 4 /* clients a thread takes at a time */
+#define HELPER_STACK (256 * 1024)
 
-static int seal_all(EVP_CIPHER_CTX *ctx, const unsigned char *key, uint64_t nonce,
-                    PyObject *units, unsigned char *out, size_t *out_len)
+/* One pass's plaintext: every unit's bytes, read without the interpreter (the caller's
+ * tuple holds them, and bytes do not change) */
+typedef struct {
+    const unsigned char *p[MAX_UNITS];
+    int n[MAX_UNITS];
+    Py_ssize_t count;
+    size_t total; /* the sealed bytes per client */
+} plain_t;
+
+/* One client of a pass, and its outcome (``rest``: what its socket did not take) */
+typedef struct {
+    int fd;
+    const unsigned char *key;
+    uint64_t nonce;
+    int err;
+    size_t sent, len;
+    unsigned char *rest;
+} job_t;
+
+typedef struct {
+    const plain_t *plain;
+    job_t *jobs;
+    size_t njobs;
+    size_t next; /* the next job not yet taken, shared by the pass's threads (atomic) */
+} pass_t;
+
+static int seal_all(EVP_CIPHER_CTX *ctx, const plain_t *pl, const unsigned char *key,
+                    uint64_t nonce, unsigned char *out, size_t *out_len)
 {
     unsigned char iv[NONCE_LEN];
     size_t pos = 0;
-    Py_ssize_t n = PyTuple_GET_SIZE(units);
     if (EVP_EncryptInit_ex(ctx, NULL, NULL, key, NULL) != 1)
         return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *u = PyTuple_GET_ITEM(units, i);
-        const unsigned char *pt = (const unsigned char *)PyBytes_AS_STRING(u);
-        int len = (int)PyBytes_GET_SIZE(u), got = 0, fin = 0;
+    for (Py_ssize_t i = 0; i < pl->count; i++) {
+        int got = 0, fin = 0;
         uint64_t nn = nonce + (uint64_t)i;
         memset(iv, 0, 4);
         for (int b = 0; b < 8; b++)
             iv[4 + b] = (unsigned char)(nn >> (8 * b)); /* 00000000 || LE64(n) */
         if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, iv) != 1 ||
-            EVP_EncryptUpdate(ctx, out + pos, &got, pt, len) != 1 ||
+            EVP_EncryptUpdate(ctx, out + pos, &got, pl->p[i], pl->n[i]) != 1 ||
             EVP_EncryptFinal_ex(ctx, out + pos + got, &fin) != 1 ||
             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN,
                                 out + pos + got + fin) != 1)
@@ -65,30 +112,123 @@ static int seal_all(EVP_CIPHER_CTX *ctx, const unsigned char *key, uint64_t nonc
     return 0;
 }
 
+static void seal_and_send(EVP_CIPHER_CTX *ctx, const plain_t *pl, unsigned char *buf,
+                          job_t *j)
+{
+    if (seal_all(ctx, pl, j->key, j->nonce, buf, &j->len) != 0) {
+        j->err = EPROTO; /* OpenSSL refused: that client is dropped, not the pass */
+        return;
+    }
+    while (j->sent < j->len) {
+        ssize_t w = send(j->fd, buf + j->sent, j->len - j->sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (w >= 0) {
+            j->sent += (size_t)w;
+        } else if (errno != EINTR) {
+            j->err = errno;
+            break;
+        }
+    }
+    if (j->err == EAGAIN || j->err == EWOULDBLOCK) { /* the rest, for the transport */
+        j->rest = malloc(j->len - j->sent);
+        if (j->rest == NULL)
+            j->err = ENOMEM; /* that client is dropped */
+        else
+            memcpy(j->rest, buf + j->sent, j->len - j->sent);
+    }
+}
+
+static EVP_CIPHER_CTX *new_ctx(void)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* Take CHUNK clients at a time until none is left.  Each thread has its own cipher
+ * context and buffer; one that cannot get them takes nothing (the others do its share). */
+static void *work(void *arg)
+{
+    pass_t *ps = arg;
+    EVP_CIPHER_CTX *ctx = new_ctx();
+    unsigned char *buf = malloc(ps->plain->total ? ps->plain->total : 1);
+    if (ctx != NULL && buf != NULL) {
+        for (;;) {
+            size_t i = __atomic_fetch_add(&ps->next, CHUNK, __ATOMIC_RELAXED);
+            if (i >= ps->njobs)
+                break;
+            size_t stop = i + CHUNK < ps->njobs ? i + CHUNK : ps->njobs;
+            for (; i < stop; i++)
+                seal_and_send(ctx, ps->plain, buf, &ps->jobs[i]);
+        }
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    free(buf);
+    return NULL;
+}
+
+/* How many threads a pass over ``njobs`` clients uses: one per PAR_MIN clients, no more
+ * than the CPUs this process may run on, nor ``limit`` (0: MAX_THREADS) */
+static int threads_for(size_t njobs, long limit)
+{
+    long want = limit > 0 && limit < MAX_THREADS ? limit : MAX_THREADS;
+    if ((long)(njobs / PAR_MIN) < want)
+        want = (long)(njobs / PAR_MIN);
+    if (want <= 1)
+        return 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < want)
+        want = CPU_COUNT(&set);
+    return want < 1 ? 1 : (int)want;
+}
+
 static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "seal_send(units, targets) takes 2 arguments");
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "seal_send(units, targets, threads=0) takes 2 or 3 arguments");
         return NULL;
     }
     PyObject *units = args[0], *targets = args[1];
+    long limit = 0;
+    if (nargs == 3) {
+        limit = PyLong_Check(args[2]) ? PyLong_AsLong(args[2]) : -1;
+        if (limit < 0) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "seal_send: threads is an int >= 0 (0: auto)");
+            return NULL;
+        }
+    }
     if (!PyTuple_Check(units) || !PyList_Check(targets)) {
         PyErr_SetString(PyExc_TypeError, "seal_send: units must be a tuple of bytes, "
                                          "targets a list of (fd, key, nonce)");
         return NULL;
     }
-    size_t total = 0;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(units); i++) {
+    plain_t pl;
+    pl.count = PyTuple_GET_SIZE(units);
+    pl.total = 0;
+    if (pl.count > MAX_UNITS) {
+        PyErr_SetString(PyExc_ValueError, "seal_send: at most 64 units a pass");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < pl.count; i++) {
         PyObject *u = PyTuple_GET_ITEM(units, i);
         if (!PyBytes_Check(u) || PyBytes_GET_SIZE(u) > MAX_UNIT - TAG_LEN) {
             PyErr_SetString(PyExc_ValueError,
                             "seal_send: each unit is bytes of at most 65,519 bytes");
             return NULL;
         }
-        total += (size_t)PyBytes_GET_SIZE(u) + TAG_LEN;
+        pl.p[i] = (const unsigned char *)PyBytes_AS_STRING(u);
+        pl.n[i] = (int)PyBytes_GET_SIZE(u);
+        pl.total += (size_t)pl.n[i] + TAG_LEN;
     }
     Py_ssize_t nt = PyList_GET_SIZE(targets);
+    job_t *jobs = PyMem_Calloc(nt ? (size_t)nt : 1, sizeof *jobs);
+    if (jobs == NULL)
+        return PyErr_NoMemory();
     /* check every target before writing to any: a bad one must not leave half a pass */
     for (Py_ssize_t t = 0; t < nt; t++) {
         PyObject *tg = PyList_GET_ITEM(targets, t);
@@ -96,6 +236,7 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
             !PyLong_Check(PyTuple_GET_ITEM(tg, 0)) || !PyBytes_Check(PyTuple_GET_ITEM(tg, 1)) ||
             PyBytes_GET_SIZE(PyTuple_GET_ITEM(tg, 1)) != KEY_LEN ||
             !PyLong_Check(PyTuple_GET_ITEM(tg, 2))) {
+            PyMem_Free(jobs);
             PyErr_SetString(PyExc_TypeError,
                             "seal_send: each target is (fd: int, key: 32 bytes, nonce: int)");
             return NULL;
@@ -103,68 +244,74 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
         long fd = PyLong_AsLong(PyTuple_GET_ITEM(tg, 0));
         unsigned long long nonce = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(tg, 2));
         if (PyErr_Occurred() || fd < 0 || fd > INT32_MAX ||
-            nonce + (unsigned long long)PyTuple_GET_SIZE(units) < nonce) {
+            nonce + (unsigned long long)pl.count < nonce) {
+            PyMem_Free(jobs);
             PyErr_Clear();
             PyErr_SetString(PyExc_ValueError, "seal_send: an fd or nonce out of range");
             return NULL;
         }
+        /* the key's bytes are the caller's (the targets list holds them for the call) */
+        jobs[t].fd = (int)fd;
+        jobs[t].key = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(tg, 1));
+        jobs[t].nonce = (uint64_t)nonce;
     }
     PyObject *result = PyList_New(nt);
-    if (result == NULL)
+    if (result == NULL) {
+        PyMem_Free(jobs);
         return NULL;
-    unsigned char *buf = PyMem_Malloc(total ? total : 1);
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (buf == NULL || ctx == NULL ||
-        EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1) {
-        PyMem_Free(buf);
-        EVP_CIPHER_CTX_free(ctx);
-        Py_DECREF(result);
-        return buf == NULL ? PyErr_NoMemory()
-                           : PyErr_Format(PyExc_RuntimeError, "OpenSSL: no ChaCha20-Poly1305");
     }
+    /* this thread's context first: without one no client is written to, and the caller
+     * learns it before any nonce moved */
+    EVP_CIPHER_CTX *probe = new_ctx();
+    if (probe == NULL) {
+        PyMem_Free(jobs);
+        Py_DECREF(result);
+        return PyErr_Format(PyExc_RuntimeError, "OpenSSL: no ChaCha20-Poly1305");
+    }
+    EVP_CIPHER_CTX_free(probe);
+    /* From here on nothing raises: every target's outcome reaches the caller, to keep its
+     * nonces right.  The interpreter stays held by this thread (a tip must not wait behind
+     * a pool thread that takes it mid-pass); the helpers never touch a Python object. */
+    pass_t ps = {&pl, jobs, (size_t)nt, 0};
+    pthread_t helper[MAX_THREADS];
+    int helpers = 0, want = threads_for((size_t)nt, limit) - 1;
+    pthread_attr_t attr;
+    if (want > 0 && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setstacksize(&attr, HELPER_STACK);
+        while (helpers < want && pthread_create(&helper[helpers], &attr, work, &ps) == 0)
+            helpers++; /* a thread that cannot start: the others take its share */
+        pthread_attr_destroy(&attr);
+    }
+    work(&ps);
+    for (int h = 0; h < helpers; h++)
+        pthread_join(helper[h], NULL);
+    /* clients no thread took: none could get a context or a buffer (no memory) */
+    for (size_t i = __atomic_load_n(&ps.next, __ATOMIC_RELAXED); i < ps.njobs; i++)
+        jobs[i].err = ENOMEM;
     for (Py_ssize_t t = 0; t < nt; t++) {
-        PyObject *tg = PyList_GET_ITEM(targets, t);
-        /* from here on nothing raises: earlier targets have been written to, and the
-         * caller must learn every target's outcome to keep its nonces right */
-        long fd = PyLong_AsLong(PyTuple_GET_ITEM(tg, 0));
-        uint64_t nonce = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(tg, 2));
-        size_t len = 0, sent = 0;
-        int err = 0;
-        if (seal_all(ctx, (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(tg, 1)),
-                     nonce, units, buf, &len) != 0)
-            err = EPROTO; /* OpenSSL refused: that client is dropped, not the pass */
-        while (!err && sent < len) {
-            ssize_t w = send((int)fd, buf + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (w >= 0) {
-                sent += (size_t)w;
-            } else if (errno == EINTR) {
-                continue;
-            } else {
-                err = errno;
-                break;
-            }
-        }
+        job_t *j = &jobs[t];
         PyObject *item;
-        if (!err && sent == len)
+        if (j->rest != NULL)
+            item = PyBytes_FromStringAndSize((const char *)j->rest, (Py_ssize_t)(j->len - j->sent));
+        else if (!j->err && j->sent == j->len)
             item = Py_NewRef(Py_None);
-        else if (err == EAGAIN || err == EWOULDBLOCK)
-            item = PyBytes_FromStringAndSize((const char *)buf + sent, (Py_ssize_t)(len - sent));
         else
-            item = PyLong_FromLong(err);
+            item = PyLong_FromLong(j->err);
+        free(j->rest);
         if (item == NULL) { /* no memory for the remainder: that client is dropped */
             PyErr_Clear();
             item = PyLong_FromLong(ENOMEM); /* small ints are preallocated */
         }
         PyList_SET_ITEM(result, t, item);
     }
-    EVP_CIPHER_CTX_free(ctx);
-    PyMem_Free(buf);
+    PyMem_Free(jobs);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"seal_send", (PyCFunction)(void (*)(void))seal_send, METH_FASTCALL,
-     "seal_send(units, targets) -> list: seal the units for each target and send them."},
+     "seal_send(units, targets, threads=0) -> list: seal the units for each target and send "
+     "them."},
     {NULL, NULL, 0, NULL},
 };
 

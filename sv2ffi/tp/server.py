@@ -65,6 +65,7 @@ class TpService:
         self.source = source
         #: shared messages sealed and sent in one C pass (sv2ffi.fanout), when built
         self._native_fanout = fanout.enabled()
+        self._fanout_threads = fanout.thread_limit()
         self.core = TemplateProviderCore(config or TpConfig())
         self.config = self.core.config
         self.host, self._port = host, port
@@ -370,7 +371,8 @@ class TpService:
                 members.append(c)
         if not targets:
             return
-        for c, r in zip(members, fanout.seal_send(units, targets)):
+        for c, r in zip(members, fanout.seal_send(units, targets,
+                                                           self._fanout_threads)):
             if r is None:
                 continue
             if r.__class__ is bytes:  # its socket's buffer is full: the transport queues the rest
