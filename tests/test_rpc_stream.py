@@ -154,13 +154,90 @@ def test_a_kept_warm_connection_is_reopened_when_the_node_closes_it_idle_and_sen
             assert not s.send_now("getblocktemplate", {})  # never connected: call does it
             assert await s.call("first", timeout=5) == "first"
             for _ in range(200):  # the node closed it; the stream opened another
-                if s.reopened and s._writer is not None:
+                if s.reopened and s.connected:
                     break
                 await asyncio.sleep(0.01)
             assert s.reopened >= 1 and len(conns) == 2
             assert s.send_now("getblocktemplate", {"rules": ["segwit"]})  # written at once
             assert await s.call("getblocktemplate", timeout=5, sent=True) == "getblocktemplate"
             assert served == [(1, "first"), (2, "getblocktemplate")]  # on the reopened one
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
+
+
+def test_a_large_reply_in_small_pieces_and_a_split_head_come_back_whole():
+    """A 2 MB body (a 3,000-transaction getblocktemplate is 1.7 MB) written in odd-sized
+    pieces, the head itself split inside its Content-Length line; then a reply that says
+    Connection: close is still read whole, and the next call opens a new connection."""
+    big = {"result": "ab" * 1_000_000, "error": None, "id": 1}
+
+    async def main():
+        conns = []
+
+        async def on_conn(reader, writer):
+            conns.append(writer)
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                                  if h.lower().startswith(b"content-length")][0])
+                    req = json.loads(await reader.readexactly(length))
+                    if req["method"] == "big":
+                        out = reply(dict(big, id=req["id"]))
+                        cut = out.index(b"Content-Length") + 9
+                        for i, piece in enumerate((out[:cut], out[cut:cut + 70_001],
+                                                   out[cut + 70_001:])):
+                            writer.write(piece)
+                            await writer.drain()
+                            await asyncio.sleep(0.01 * (i < 2))
+                    else:
+                        writer.write(reply({"result": req["method"], "error": None,
+                                            "id": req["id"]}, extra=b"Connection: close\r\n"))
+                        await writer.drain()
+                        break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x", max_reply=4 << 20)
+        try:
+            assert await s.call("big", timeout=5) == big["result"]
+            assert s.last_byte_at >= s.sent_at > 0
+            assert await s.call("closing", timeout=5) == "closing"
+            assert await s.call("again", timeout=5) == "again"
+            assert len(conns) == 2
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
+
+
+def test_a_node_gone_inside_a_reply_is_unreachable_not_a_short_result():
+    async def main():
+        body = json.dumps({"result": "x" * 5000, "error": None, "id": 1}).encode()
+        cut = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+               + str(len(body)).encode() + b"\r\n\r\n" + body[:1000])
+        async def on_conn(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(cut)  # and goes away
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        try:
+            with pytest.raises(RpcError, match="unreachable"):
+                await s.call("x", timeout=5)
+            assert not s.connected
         finally:
             s.close()
             server.close()
