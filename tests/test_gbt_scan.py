@@ -24,8 +24,8 @@ from sv2ffi.tp.regtest_rpc import RegtestRpcServer
 from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, scan_reply
 from sv2ffi.tp.template import TxInterner
 
-pytest.importorskip("sv2ffi._gbtscan", reason="sv2ffi._gbtscan not built (no OpenSSL "
-                    "libcrypto headers): the json road is the only one")
+_gbtscan = pytest.importorskip("sv2ffi._gbtscan", reason="sv2ffi._gbtscan not built (no "
+                               "OpenSSL libcrypto headers): the json road is the only one")
 
 REGTEST = btc.NETWORKS["regtest"]
 TX_FIELDS = ("data", "txid", "wtxid", "weight", "sigops", "fee", "parents")
@@ -79,6 +79,22 @@ def test_a_chain_reply_is_read_in_c_and_equals_the_json_road():
     # the witness commitment is the node's own (bitcoind's default_witness_commitment)
     work = parse_gbt(s, REGTEST).work(None)
     assert work.outputs[-1].script_pubkey == bytes.fromhex(result["default_witness_commitment"])
+
+
+def test_the_reply_buffer_itself_is_scanned_and_reads_as_its_bytes():
+    """The rpc source hands over the bytearray the reply was read into (no copy to bytes,
+    sources/rpc_stream.py); it is held for the scan, so it cannot be resized under it.
+    Anything else is a TypeError."""
+    result = chain_result(50, seed=4)
+    raw = reply(result)
+    buf = bytearray(raw)
+    a, b = scan_reply(raw), scan_reply(buf)
+    assert isinstance(b, ScannedGbt)
+    same_template(parse_gbt(a, REGTEST), parse_gbt(b, REGTEST))
+    buf.extend(b"x")  # not held any more once the scan returned
+    for bad in (memoryview(raw), raw.decode(), None):
+        with pytest.raises(TypeError):
+            _gbtscan.scan(bad)
 
 
 @pytest.mark.parametrize("kw", [{}, {"indent": 2}, {"separators": (",", ":")},

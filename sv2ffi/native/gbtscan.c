@@ -9,7 +9,7 @@
  * with the interpreter released for the scan and the trees; what is left for Python is
  * one tuple per transaction.
  *
- *   scan(reply: bytes, refs: dict | None = None)
+ *   scan(reply: bytes | bytearray, refs: dict | None = None)
  *       -> (fields, txs, merkle_path, witness_root, totals, matched) or None
  *
  * ``reply`` is the whole JSON-RPC reply ({"result": {...}, "error": null, "id": ...}).
@@ -928,18 +928,24 @@ done:
 static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs < 1 || nargs > 2 || !PyBytes_Check(args[0]) ||
+    if (nargs < 1 || nargs > 2 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
         (nargs == 2 && args[1] != Py_None && !PyDict_CheckExact(args[1]))) {
-        PyErr_SetString(PyExc_TypeError, "scan(reply: bytes, refs: dict | None = None)");
+        PyErr_SetString(PyExc_TypeError,
+                        "scan(reply: bytes | bytearray, refs: dict | None = None)");
         return NULL;
     }
-    PyObject *arg = args[0], *refs = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    PyObject *refs = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    /* a bytearray (the rpc source's reply buffer, read into in place) is exported for the
+     * call: it cannot be resized while the scan runs without the interpreter; bytes are
+     * immutable anyway */
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) != 0)
+        return NULL;
     scan_t s;
     memset(&s, 0, sizeof s);
-    s.base = (const unsigned char *)PyBytes_AS_STRING(arg);
-    js_t j = {s.base, s.base + PyBytes_GET_SIZE(arg)};
+    s.base = (const unsigned char *)view.buf;
+    js_t j = {s.base, s.base + view.len};
     int ok;
-    /* bytes are immutable and ``arg`` is held by the caller: safe without the interpreter */
     Py_BEGIN_ALLOW_THREADS
     ok = scan_reply(&j, &s) == 0 && trees(&s) == 0;
     if (ok && refs != NULL)
@@ -955,6 +961,7 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     free(s.txs);
     free(s.deps);
     free(s.path);
+    PyBuffer_Release(&view);
     return out;
 }
 

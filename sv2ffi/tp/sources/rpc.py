@@ -552,7 +552,7 @@ class RpcSource(Source):
             self._mempool_mark, self._refreshed_at = None, time.monotonic()
             again, self._kick_again, sent = self._kick_again, False, False
 
-    async def _read_gbt(self, code: int, raw: bytes):
+    async def _read_gbt(self, code: int, raw: bytearray):
         """A getblocktemplate reply from the tip's connection.  The C scanner reads it
         here, on the event loop: about 1 ms per 1,000 transactions, once per block, during
         which the loop waits (the scanner releases the interpreter for other threads).

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Awaitable, Callable, Optional
+from typing import Awaitable, Callable, Optional, Union
 
 from ...errors import RpcError
 
@@ -87,7 +87,7 @@ class _ReplyReader(asyncio.BufferedProtocol):
 
     # the stream's side
     async def reply(self) -> tuple:
-        """The next reply: (HTTP status, body bytes)."""
+        """The next reply: (HTTP status, body as a bytearray of its own)."""
         if self._reply is None and self._error is None:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -141,9 +141,12 @@ class _ReplyReader(asyncio.BufferedProtocol):
         return True
 
     def _finish(self) -> None:
+        """A whole reply.  Its body goes to the caller as the bytearray it was read into:
+        a copy to bytes cost 0.66 ms for 1.7 MB (fresh pages faulted in), on the way to
+        the clients' full template."""
         if self.stream is not None:
             self.stream.last_byte_at = time.monotonic()
-        body, self._body = bytes(self._body), None
+        body, self._body = self._body, None
         self._reply = (self._status, body)
         if self._close_after:
             self.closed = True
@@ -171,7 +174,7 @@ class RpcStream:
     same callback as the event that asks for it (a new tip's getblocktemplate goes out
     with the tip, not a loop iteration and a thread hop later); ``call(..., sent=True)``
     then reads its reply.  ``read`` (an awaitable taking the HTTP status and body) turns a
-    reply into a result its own way (sources/rpc.py: a getblocktemplate reply through the C
+    reply (a bytearray, the caller's to keep) into a result its own way (sources/rpc.py: a getblocktemplate reply through the C
     scanner, or json on a pool thread); by default the json module reads it here."""
 
     def __init__(self, host: str, port: int, path: str, auth_header: Callable[[], bytes],
@@ -209,7 +212,7 @@ class RpcStream:
         return True
 
     async def call(self, method: str, *params, timeout: float, sent: bool = False,
-                   read: Optional[Callable[[int, bytes], Awaitable]] = None):
+                   read: Optional[Callable[[int, bytearray], Awaitable]] = None):
         """The call's result; RpcError with the node's code when it answered with one,
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
         (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
@@ -304,7 +307,7 @@ class RpcStream:
         self._head = None
 
 
-def read_reply(method: str, code: int, raw: bytes):
+def read_reply(method: str, code: int, raw: Union[bytes, bytearray]):
     """A JSON-RPC reply's result, or RpcError as the node said it."""
     if code == 401:
         raise RpcError("bitcoind refused our credentials (HTTP 401)")
