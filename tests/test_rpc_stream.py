@@ -15,6 +15,14 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def read_request(reader):
+    """One request as bitcoind reads it: its head, and its JSON body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                  if h.lower().startswith(b"content-length")][0])
+    return head, json.loads(await reader.readexactly(length))
+
+
 async def http_server(answer):
     """A server that calls ``answer(request_json, n)`` for each request on a connection
     and writes the bytes it returns (None: close without answering)."""
@@ -24,10 +32,7 @@ async def http_server(answer):
         n = 0
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                              if h.lower().startswith(b"content-length")][0])
-                req = json.loads(await reader.readexactly(length))
+                head, req = await read_request(reader)
                 seen.append((head, req))
                 n += 1
                 out = answer(req, n)
@@ -136,10 +141,7 @@ def test_a_kept_warm_connection_is_reopened_when_the_node_closes_it_idle_and_sen
             conns.append(writer)
             me = len(conns)
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                              if h.lower().startswith(b"content-length")][0])
-                req = json.loads(await reader.readexactly(length))
+                _, req = await read_request(reader)
                 served.append((me, req["method"]))
                 writer.write(reply({"result": req["method"], "error": None, "id": req["id"]}))
                 await writer.drain()
@@ -182,10 +184,7 @@ def test_a_large_reply_in_small_pieces_and_a_split_head_come_back_whole():
             conns.append(writer)
             try:
                 while True:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                                  if h.lower().startswith(b"content-length")][0])
-                    req = json.loads(await reader.readexactly(length))
+                    _, req = await read_request(reader)
                     if req["method"] == "big":
                         out = reply(dict(big, id=req["id"]))
                         cut = out.index(b"Content-Length") + 9
