@@ -243,3 +243,80 @@ def test_a_node_gone_inside_a_reply_is_unreachable_not_a_short_result():
             await server.wait_closed()
 
     run(main())
+
+
+def test_an_https_node_is_verified_and_a_large_reply_reads_whole_over_tls(tmp_path, monkeypatch):
+    """An https:// --rpc-url (a TLS proxy in front of bitcoind): the reply reader works
+    over TLS too (asyncio hands it decrypted bytes), and the proxy's certificate is
+    verified against the trusted roots (here a test CA named by SSL_CERT_FILE): a server
+    whose certificate is not trusted is unreachable, not read."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def cert_for(name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        c, k = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+        c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()))
+        return c, k
+
+    trusted, stranger = cert_for("trusted"), cert_for("stranger")
+    monkeypatch.setenv("SSL_CERT_FILE", str(trusted[0]))
+    big = "cd" * 400_000
+
+    async def serve(pair):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*pair)
+
+        async def on_conn(reader, writer):
+            try:
+                while True:
+                    _, req = await read_request(reader)
+                    writer.write(reply({"result": big, "error": None, "id": req["id"]}))
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0, ssl=ctx)
+        return server, server.sockets[0].getsockname()[1]
+
+    async def main():
+        server, port = await serve(trusted)
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x", tls=True)
+        try:
+            assert await s.call("x", timeout=10) == big
+            assert await s.call("again", timeout=10) == big  # the same kept connection
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+        server, port = await serve(stranger)
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x", tls=True)
+        try:
+            with pytest.raises(RpcError, match="unreachable.*(?i:certificate)"):
+                await s.call("x", timeout=10)
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
