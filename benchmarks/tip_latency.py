@@ -47,7 +47,8 @@ first full template): what the TP itself added, which issue 10 budgets at 5 ms, 
 the connection clock, the node's own time from signalling the block to answering the
 TP's waitfornewblock (a worker thread woken, ``cs_main`` taken again, the reply handed to
 libevent's thread: 0.5-4 ms here); the floor line's getblocktemplate is timed on other
-tips, with no TP.
+tips, with no TP, and ``- node gbt`` is the full template's p50 minus that floor's p50
+(issue 10's other reading of its budget: the node's own getblocktemplate time plus 5 ms).
 CLOCK_MONOTONIC is system-wide on Linux, so the timestamps of all processes compare.
 ``TIPLAT_DETAIL=1`` prints each tip's first, median and last client (where a p99 comes
 from); ``TIPLAT_TPLOG=1`` echoes the TPs' logs; ``TIPLAT_TRACE=1`` runs the ``sv2ffi`` TPs at
@@ -505,17 +506,20 @@ def main(argv=None) -> int:
           f"{'from signal p50':>15} {'p99':>7} | "
           f"{'from notify p50':>15} {'p99':>7} | {'read p50':>8} {'p99':>7} | "
           f"{'from zmq p50':>12} {'p99':>7} | {'from submit p50':>15} {'p99':>7} | "
-          f"{'missed':>8} | {'full tpl p50':>12} {'- its gbt':>9}")
+          f"{'missed':>8} | {'full tpl p50':>12} {'- its gbt':>9} {'- node gbt':>10}")
+    gbt50 = statistics.median(gbt)
     for (name, n), rs in results.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         f = {k: ("-" if v != v else f"{v:.2f}") for k, v in med.items()}
+        # the full template against the node's getblocktemplate timed alone (the floor line)
+        vs_node = "-" if med["full50"] != med["full50"] else f"{med['full50'] - gbt50:.2f}"
         print(f"{name:<11} {n:>4} | {f['connect50']:>16} {f['connect99']:>7} "
               f"{med['worst99']:>11.2f} | {f['signal50']:>15} {f['signal99']:>7} | "
               f"{f['notify50']:>15} {f['notify99']:>7} | "
               f"{f['read50']:>8} {f['read99']:>7} | {f['zmq50']:>12} {f['zmq99']:>7} | "
               f"{f['submit50']:>15} {f['submit99']:>7} | "
               f"{int(med['missed']):>4}/{rs[0]['samples']:<4}| {f['full50']:>12} "
-              f"{f['over50']:>9}")
+              f"{f['over50']:>9} {vs_node:>10}")
     sgaps = [r["sgap50"] for rs in results.values() for r in rs if r["sgap50"] == r["sgap50"]]
     if sgaps:
         print(f"the node's log line for a connected block -> its log line for signalling the "
