@@ -14,8 +14,8 @@ service keeps its Python path; ``sv2ffi config`` says which one is in use.
 A pass over many clients (256 or more per thread: a second thread from 512 clients) is
 shared by up to four threads, no more than the CPUs the process may use: at 1,000 clients
 the pass is mostly the kernel's loopback send, which one core does no faster; at 100 a
-second thread measured slower (``native/fanout.c``, PAR_MIN).  ``SV2FFI_FANOUT_THREADS=N`` caps them
-(1: the calling thread only, to compare in one benchmark run).
+second thread measured slower (``native/fanout.c``, PAR_MIN).  ``SV2FFI_FANOUT_THREADS=N``
+caps them (1: the calling thread only, to compare in one benchmark run).
 """
 
 from __future__ import annotations

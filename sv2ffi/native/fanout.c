@@ -24,9 +24,8 @@
  * A pass over many clients is shared by a few threads (see PAR_MIN), each taking the
  * next CHUNK clients until none is left: with 1,000 clients the pass is mostly the
  * kernel's loopback send (10-25 us a client on the 2-core VM of issue 10), which one core
- * cannot do faster.  The clients are
- * then written in about the list's order, not exactly in it.  A thread that starts late
- * (a vCPU woken) only takes fewer clients.
+ * cannot do faster.  The clients are then written in about the list's order, not exactly
+ * in it.  A thread that starts late (a vCPU woken) only takes fewer clients.
  *
  * The calling thread holds the GIL for the pass: it is short (microseconds per client), and
  * a tip must not wait behind a pool thread that would take the interpreter back mid-pass;
@@ -37,13 +36,14 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <openssl/evp.h>
+
+#include "cpus.h"
 
 #define KEY_LEN 32
 #define TAG_LEN 16
@@ -147,23 +147,29 @@ static EVP_CIPHER_CTX *new_ctx(void)
     return ctx;
 }
 
-/* Take CHUNK clients at a time until none is left.  Each thread has its own cipher
- * context and buffer; one that cannot get them takes nothing (the others do its share). */
-static void *work(void *arg)
+/* Take CHUNK clients at a time until none is left, with this thread's cipher context and
+ * buffer. */
+static void take_clients(pass_t *ps, EVP_CIPHER_CTX *ctx, unsigned char *buf)
+{
+    for (;;) {
+        size_t i = __atomic_fetch_add(&ps->next, CHUNK, __ATOMIC_RELAXED);
+        if (i >= ps->njobs)
+            return;
+        size_t stop = i + CHUNK < ps->njobs ? i + CHUNK : ps->njobs;
+        for (; i < stop; i++)
+            seal_and_send(ctx, ps->plain, buf, &ps->jobs[i]);
+    }
+}
+
+/* A helper thread: one that cannot get a context or a buffer takes nothing (the calling
+ * thread, which has both, does its share). */
+static void *helper_main(void *arg)
 {
     pass_t *ps = arg;
     EVP_CIPHER_CTX *ctx = new_ctx();
     unsigned char *buf = malloc(ps->plain->total ? ps->plain->total : 1);
-    if (ctx != NULL && buf != NULL) {
-        for (;;) {
-            size_t i = __atomic_fetch_add(&ps->next, CHUNK, __ATOMIC_RELAXED);
-            if (i >= ps->njobs)
-                break;
-            size_t stop = i + CHUNK < ps->njobs ? i + CHUNK : ps->njobs;
-            for (; i < stop; i++)
-                seal_and_send(ctx, ps->plain, buf, &ps->jobs[i]);
-        }
-    }
+    if (ctx != NULL && buf != NULL)
+        take_clients(ps, ctx, buf);
     EVP_CIPHER_CTX_free(ctx);
     free(buf);
     return NULL;
@@ -178,10 +184,8 @@ static int threads_for(size_t njobs, long limit)
         want = (long)(njobs / PAR_MIN);
     if (want <= 1)
         return 1;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < want)
-        want = CPU_COUNT(&set);
-    return want < 1 ? 1 : (int)want;
+    int cpus = usable_cpus();
+    return cpus < want ? (cpus < 1 ? 1 : cpus) : (int)want;
 }
 
 static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -260,15 +264,18 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyMem_Free(jobs);
         return NULL;
     }
-    /* this thread's context first: without one no client is written to, and the caller
-     * learns it before any nonce moved */
-    EVP_CIPHER_CTX *probe = new_ctx();
-    if (probe == NULL) {
+    /* this thread's context and buffer first: without them no client is written to, and
+     * the caller learns it before any nonce moved */
+    unsigned char *buf = PyMem_Malloc(pl.total ? pl.total : 1);
+    EVP_CIPHER_CTX *ctx = new_ctx();
+    if (buf == NULL || ctx == NULL) {
+        PyMem_Free(buf);
+        EVP_CIPHER_CTX_free(ctx);
         PyMem_Free(jobs);
         Py_DECREF(result);
-        return PyErr_Format(PyExc_RuntimeError, "OpenSSL: no ChaCha20-Poly1305");
+        return buf == NULL ? PyErr_NoMemory()
+                           : PyErr_Format(PyExc_RuntimeError, "OpenSSL: no ChaCha20-Poly1305");
     }
-    EVP_CIPHER_CTX_free(probe);
     /* From here on nothing raises: every target's outcome reaches the caller, to keep its
      * nonces right.  The interpreter stays held by this thread (a tip must not wait behind
      * a pool thread that takes it mid-pass); the helpers never touch a Python object. */
@@ -278,16 +285,15 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
     pthread_attr_t attr;
     if (want > 0 && pthread_attr_init(&attr) == 0) {
         pthread_attr_setstacksize(&attr, HELPER_STACK);
-        while (helpers < want && pthread_create(&helper[helpers], &attr, work, &ps) == 0)
+        while (helpers < want && pthread_create(&helper[helpers], &attr, helper_main, &ps) == 0)
             helpers++; /* a thread that cannot start: the others take its share */
         pthread_attr_destroy(&attr);
     }
-    work(&ps);
+    take_clients(&ps, ctx, buf); /* returns once every client is taken */
     for (int h = 0; h < helpers; h++)
         pthread_join(helper[h], NULL);
-    /* clients no thread took: none could get a context or a buffer (no memory) */
-    for (size_t i = __atomic_load_n(&ps.next, __ATOMIC_RELAXED); i < ps.njobs; i++)
-        jobs[i].err = ENOMEM;
+    EVP_CIPHER_CTX_free(ctx);
+    PyMem_Free(buf);
     for (Py_ssize_t t = 0; t < nt; t++) {
         job_t *j = &jobs[t];
         PyObject *item;

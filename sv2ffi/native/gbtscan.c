@@ -43,7 +43,6 @@
  * scanner is too strict for: this module only ever takes the fast road or declines.
  * Never raises for the reply's content (MemoryError aside).  Reference and fuzzing:
  * tests/test_gbt_scan.py. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -51,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpus.h"
 #include "sha256d.h"
 
 #ifdef __SSE2__
@@ -58,7 +58,6 @@
 #endif
 
 #include <pthread.h>
-#include <sched.h>
 #include <structmember.h> /* T_OBJECT_EX, READ_RESTRICTED: slots read in place */
 
 #define MAX_DEPTH 64
@@ -104,6 +103,9 @@ typedef struct {
     int dup; /* two transactions share a wtxid */
     int oom;
     int trees_rc;
+    /* the trees' helper thread (TREES_PAR_MIN), while it may still run */
+    pthread_t helper;
+    int helping;
 } scan_t;
 
 static void ws(js_t *j)
@@ -810,12 +812,6 @@ static PyObject *hex_bytes(const unsigned char *p, size_t n)
  * machine; with the other core kept busy 2.23 against 2.14 (the helper waits for it). */
 #define TREES_PAR_MIN 256
 
-static int two_cpus(void)
-{
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) >= 2;
-}
-
 static void *trees_thread(void *arg)
 {
     scan_t *s = arg;
@@ -823,21 +819,22 @@ static void *trees_thread(void *arg)
     return NULL;
 }
 
-static int join_trees(pthread_t *th)
+/* The trees hashed, here or on the helper thread: only then may path, root, oom and
+ * trees_rc be read.  Called with the interpreter held; idempotent. */
+static void trees_done(scan_t *s)
 {
-    if (th == NULL)
-        return 0;
+    if (!s->helping)
+        return;
     Py_BEGIN_ALLOW_THREADS
-    pthread_join(*th, NULL);
+    pthread_join(s->helper, NULL);
     Py_END_ALLOW_THREADS
-    return 0;
+    s->helping = 0;
 }
 
-static PyObject *build(scan_t *s, PyObject *refs, pthread_t *th)
+static PyObject *build(scan_t *s, PyObject *refs)
 {
     PyObject *fields = PyDict_New(), *txs = PyList_New((Py_ssize_t)s->ntx),
              *path = NULL, *out = NULL, *held = NULL, *misses = NULL;
-    int joined = 0;
     if (fields == NULL || txs == NULL)
         goto done;
     for (int i = 0; i < F_INT_COUNT; i++) {
@@ -940,11 +937,9 @@ static PyObject *build(scan_t *s, PyObject *refs, pthread_t *th)
         }
         PyList_SET_ITEM(txs, (Py_ssize_t)i, row);
     }
-    joined = 1;
-    join_trees(th);
-    if (s->trees_rc != 0) {
-        if (s->oom)
-            PyErr_NoMemory();
+    trees_done(s);
+    if (s->trees_rc != 0) { /* trees() fails only for memory */
+        PyErr_NoMemory();
         goto done;
     }
     path = PyList_New((Py_ssize_t)s->npath);
@@ -963,8 +958,6 @@ static PyObject *build(scan_t *s, PyObject *refs, pthread_t *th)
                         (Py_ssize_t)32, (long long)s->sum_weight, (long long)s->sum_sigops,
                         (long long)s->sum_fee, matched);
 done:
-    if (!joined)
-        join_trees(th);
     Py_XDECREF(held);
     Py_XDECREF(misses);
     Py_XDECREF(fields);
@@ -993,13 +986,13 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     memset(&s, 0, sizeof s);
     s.base = (const unsigned char *)view.buf;
     js_t j = {s.base, s.base + view.len};
-    int ok, threaded = 0;
-    pthread_t th;
+    int ok;
     Py_BEGIN_ALLOW_THREADS
     ok = scan_reply(&j, &s) == 0;
-    if (ok && s.ntx >= TREES_PAR_MIN && two_cpus()) /* else (or if it cannot start): here */
-        threaded = pthread_create(&th, NULL, trees_thread, &s) == 0;
-    if (ok && !threaded) {
+    /* else (or if the helper cannot start) the trees are hashed here */
+    if (ok && s.ntx >= TREES_PAR_MIN && usable_cpus() >= 2)
+        s.helping = pthread_create(&s.helper, NULL, trees_thread, &s) == 0;
+    if (ok && !s.helping) {
         s.trees_rc = trees(&s);
         ok = s.trees_rc == 0;
     }
@@ -1007,15 +1000,13 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         s.dup = has_duplicate_wtxid(&s);
     Py_END_ALLOW_THREADS
     PyObject *out;
-    if (s.oom && !threaded)
+    if (!s.helping && s.oom)
         out = PyErr_NoMemory();
     else if (!ok)
         out = Py_NewRef(Py_None);
-    else {
-        out = build(&s, refs, threaded ? &th : NULL);
-        if (out == NULL && !PyErr_Occurred()) /* the trees failed */
-            out = Py_NewRef(Py_None);
-    }
+    else
+        out = build(&s, refs);
+    trees_done(&s); /* whatever way build() left */
     free(s.txs);
     free(s.deps);
     free(s.path);

@@ -371,8 +371,8 @@ class TpService:
                 members.append(c)
         if not targets:
             return
-        for c, r in zip(members, fanout.seal_send(units, targets,
-                                                           self._fanout_threads)):
+        sent = fanout.seal_send(units, targets, self._fanout_threads)
+        for c, r in zip(members, sent):
             if r is None:
                 continue
             if r.__class__ is bytes:  # its socket's buffer is full: the transport queues the rest

@@ -60,7 +60,8 @@ def describe() -> str:
     return "C (sv2ffi._gbtscan: the reply and its merkle trees; json for unusual shapes)"
 
 
-def scan_reply(raw: Union[bytes, bytearray], interner: Optional[TxInterner] = None) -> Optional[ScannedGbt]:
+def scan_reply(raw: Union[bytes, bytearray],
+               interner: Optional[TxInterner] = None) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or
     a shape the scanner leaves to the json module.  With the ``interner`` the template
     will be parsed with, its live transactions are matched in C too (``matched``)."""
