@@ -219,6 +219,76 @@ def test_a_large_reply_in_small_pieces_and_a_split_head_come_back_whole():
     run(main())
 
 
+def test_a_reply_is_handed_to_progress_as_it_fills(caplog):
+    """``call(progress=...)`` gets the body's buffer after each read that leaves it
+    unfinished: how the tip's getblocktemplate reply is scanned while the node still
+    sends it (sources/rpc.py).  The same buffer every time, then to ``read``; not for an
+    error reply; a progress that fails is dropped for that reply (a warning), and the
+    reply is still read whole.  The last byte is dated both ways: after the read before
+    it began, by the read that got it."""
+    body = json.dumps({"result": "cd" * 100_000, "error": None, "id": 1}).encode()
+
+    async def main():
+        async def on_conn(reader, writer):
+            try:
+                while True:
+                    _, req = await read_request(reader)
+                    if req["method"] == "fails":
+                        writer.write(reply({"result": None, "error": {
+                            "code": -1, "message": "no"}, "id": req["id"]},
+                            status=b"500 Internal Server Error"))
+                        await writer.drain()
+                        continue
+                    out = reply({"result": "cd" * 100_000, "error": None, "id": req["id"]})
+                    head = len(out) - len(body)
+                    for a, b in ((0, head + 50_000), (head + 50_000, head + 120_000),
+                                 (head + 120_000, len(out))):
+                        writer.write(out[a:b])
+                        await writer.drain()
+                        await asyncio.sleep(0.02)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        try:
+            seen, bufs = [], []
+
+            async def read(code, raw):
+                bufs.append(raw)
+                return code, bytes(raw)
+
+            def progress(buf, n):
+                seen.append(n)
+                bufs.append(buf)
+            code, got = await s.call("big", timeout=5, progress=progress, read=read)
+            assert code == 200 and got == body
+            assert seen and seen == sorted(set(seen)) and seen[-1] < len(body), seen
+            assert all(b is bufs[-1] for b in bufs)  # one buffer, filled in place
+            assert s.sent_at < s.last_byte_after < s.last_byte_at
+
+            seen.clear()
+            with pytest.raises(RpcError):
+                await s.call("fails", timeout=5, progress=progress)
+            assert seen == []  # an error reply is not read ahead
+
+            def broken(buf, n):
+                seen.append(n)
+                raise MemoryError
+            assert await s.call("big", timeout=5, progress=broken) == "cd" * 100_000
+            assert len(seen) == 1  # dropped after it failed; the reply came whole
+            assert any("read whole" in r.getMessage() for r in caplog.records)
+            assert s.connected  # the connection stays for the next call
+        finally:
+            s.close()
+            server.close()
+            await server.wait_closed()
+
+    run(main())
+
+
 def test_a_node_gone_inside_a_reply_is_unreachable_not_a_short_result():
     async def main():
         body = json.dumps({"result": "x" * 5000, "error": None, "id": 1}).encode()
