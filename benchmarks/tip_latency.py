@@ -302,10 +302,7 @@ class Sv2ffiTp:
 
     def _read_log(self):
         for line in self.proc.stderr:
-            # a range when the TP read the reply as it came: its lower end (the TP's
-            # share, "- its gbt", is then counted from the earliest the reply was whole)
-            m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+)(?:-[\d.]+)? ms",
-                          line)
+            m = re.search(r"full template on block (\w+) .*getblocktemplate ([\d.]+) ms", line)
             if m:
                 self.gbt_ms[m.group(1)] = float(m.group(2))
             m = re.search(r"tip (\w{64}) noticed: .* read at ([\d.]+)", line)

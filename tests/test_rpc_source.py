@@ -411,22 +411,13 @@ def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp
         node.close()
 
 
-def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplog,
-                                                                  monkeypatch):
+def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplog):
     """bitcoind publishes hashblock after its wallet has processed the block (746-1,119 ms
     with 500 wallet transactions confirmed, issue 10's measurement on Core): the tip's
     full template is fetched as soon as the tip goes out, not at the ZMQ message (held
     back a minute here) or the next poll (ten minutes).  The TP logs that template with
-    the node's getblocktemplate time and its own, which issue 10 budgets.  Its reply is
-    read by a scanner fed as it arrives (tests/test_gbt_read_ahead.py), finished here."""
+    the node's getblocktemplate time and its own, which issue 10 budgets."""
     caplog.set_level(logging.INFO, logger="sv2ffi.tp.rpc")
-    from sv2ffi.tp.sources import gbt
-    scanners, real_scanner = [], gbt.reply_scanner
-
-    def reply_scanner(interner=None):
-        scanners.append(real_scanner(interner))
-        return scanners[-1]
-    monkeypatch.setattr(gbt, "reply_scanner", reply_scanner)
     node = Node(tmp_path, zmq=True)
     tp, src = make_tp(node, tmp_path, poll_interval=600)
     calls, sends = [], []
@@ -467,7 +458,6 @@ def test_the_full_template_follows_a_tip_without_waiting_for_zmq(tmp_path, caplo
             await c.close()
 
         run(main())
-        assert scanners and (src.gbt_reads["decoded"] == 0 or not scanner_built())
         assert src.tip_signals["zmq"] == 0, src.tip_signals
         tip = btc.hash_hex(node.do(lambda: node.chain.tip_hash))
         said = [r.getMessage() for r in caplog.records if f"full template on block {tip}" in
@@ -594,7 +584,7 @@ def test_a_tip_template_the_scanner_declines_is_decoded_by_json_off_the_loop(tmp
     the scanner declines (here: every one, as if bitcoind wrote an unusual shape) goes to
     the json module on a pool thread, and the clients get the same full template."""
     from sv2ffi.tp.sources import rpc as rpc_mod
-    monkeypatch.setattr(rpc_mod, "scan_reply", lambda raw, interner=None, scanner=None: None)
+    monkeypatch.setattr(rpc_mod, "scan_reply", lambda raw, interner=None: None)
     node = Node(tmp_path, zmq=True)
     node.do(node.chain.add_random_transactions, 12)
     tp, src = make_tp(node, tmp_path, poll_interval=30)  # the kick, not a poll, fetches it

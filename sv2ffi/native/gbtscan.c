@@ -61,7 +61,6 @@
 #include <structmember.h> /* T_OBJECT_EX, READ_RESTRICTED: slots read in place */
 
 #define MAX_DEPTH 64
-#define STOP 1 /* a handler's "stop here", not an error (Scanner: the transactions found) */
 
 typedef struct {
     const unsigned char *p, *end;
@@ -78,16 +77,6 @@ typedef struct {
     const unsigned char *s;
     size_t n;
 } span_t;
-
-/* A merkle tree built as its leaves come: each level's nodes in one array, and every
- * pair of final nodes hashed as soon as both are there (``mt_flush``), so a reply read
- * ahead (Scanner.feed) has its trees all but made when its last byte arrives; the
- * right edge, where Bitcoin pairs an odd level's last node with itself, waits for
- * ``mt_finish``.  Levels: at most one per bit of the leaf count. */
-typedef struct {
-    unsigned char *lv[64];
-    size_t n[64], cap[64];
-} mtree_t;
 
 /* the result members read, in this order in ``fields`` */
 enum { F_HEIGHT, F_VERSION, F_CURTIME, F_MINTIME, F_COINBASEVALUE, F_INT_COUNT };
@@ -107,8 +96,6 @@ typedef struct {
     uint32_t *deps;
     size_t ndep, cap_dep;
     int have_txs;
-    mtree_t tree[2]; /* over the txids (the coinbase's a placeholder) and the wtxids */
-    size_t pushed;   /* transactions whose leaves are in the trees */
     unsigned char *path; /* merkle path nodes, 32 bytes each */
     size_t npath;
     unsigned char root[32];
@@ -119,11 +106,6 @@ typedef struct {
     /* the trees' helper thread (TREES_PAR_MIN), while it may still run */
     pthread_t helper;
     int helping;
-    /* a reply read as it arrives (Scanner): */
-    int locating;      /* stop at the transactions array (STOP) and note where: */
-    size_t arr;        /* the offset just past its '[' (0: not found yet) */
-    size_t resume_n;   /* transactions read ahead, the rest read after them: */
-    size_t resume_pos; /* the offset just past the last of them */
 } scan_t;
 
 static void ws(js_t *j)
@@ -414,8 +396,7 @@ static int grow(void **buf, size_t *cap, size_t need, size_t item)
 /* ---- the objects and arrays read: one walk each, a handler per member or item ---- */
 
 /* An object's members: ``fn`` gets each key (a plain string: an escaped key declines)
- * with ``j`` at its value, which it must consume; a non-zero return ends the walk with
- * that code. */
+ * with ``j`` at its value, which it must consume. */
 static int each_member(js_t *j, int (*fn)(js_t *, span_t, void *), void *ctx)
 {
     if (!eat(j, '{'))
@@ -425,11 +406,8 @@ static int each_member(js_t *j, int (*fn)(js_t *, span_t, void *), void *ctx)
     for (;;) {
         span_t k;
         int escaped;
-        if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':'))
+        if (string_span(j, &k, &escaped) != 0 || escaped || !eat(j, ':') || fn(j, k, ctx) != 0)
             return -1;
-        int rc = fn(j, k, ctx);
-        if (rc != 0)
-            return rc; /* -1, or STOP passed up */
         if (!eat(j, ','))
             return eat(j, '}') ? 0 : -1;
     }
@@ -443,9 +421,8 @@ static int each_item(js_t *j, int (*fn)(js_t *, void *), void *ctx)
     if (eat(j, ']'))
         return 0;
     for (;;) {
-        int rc = fn(j, ctx);
-        if (rc != 0)
-            return rc;
+        if (fn(j, ctx) != 0)
+            return -1;
         if (!eat(j, ','))
             return eat(j, ']') ? 0 : -1;
     }
@@ -561,23 +538,6 @@ static int result_member(js_t *j, span_t k, void *ctx)
         if (s->have_txs)
             return -1;
         s->have_txs = 1;
-        if (s->locating) { /* Scanner.feed looking for where to read ahead from */
-            if (!eat(j, '['))
-                return -1;
-            s->arr = (size_t)(j->p - s->base);
-            return STOP;
-        }
-        if (s->resume_n > 0) { /* after the transactions Scanner.feed read ahead */
-            if (!eat(j, '[') || (size_t)(j->p - s->base) != s->arr)
-                return -1;
-            j->p = s->base + s->resume_pos;
-            for (;;) {
-                if (!eat(j, ','))
-                    return eat(j, ']') ? 0 : -1;
-                if (scan_tx(j, s) != 0)
-                    return -1;
-            }
-        }
         return each_item(j, scan_tx, s);
     }
     return skip_value(j, 2);
@@ -608,126 +568,62 @@ static int reply_member(js_t *j, span_t k, void *ctx)
     return skip_value(j, 1);
 }
 
-/* 0: the reply read whole; -1: declined; STOP (s->locating): at the transactions */
 static int scan_reply(js_t *j, scan_t *s)
 {
     reply_t r = {s, 0, 0};
-    int rc = each_member(j, reply_member, &r);
-    if (rc != 0)
-        return rc;
+    if (each_member(j, reply_member, &r) != 0)
+        return -1;
     ws(j);
     return r.have_result && s->have_txs && j->p == j->end ? 0 : -1;
 }
 
 /* ---- merkle trees (the interpreter released) ---- */
 
-static int mt_push(mtree_t *m, const unsigned char leaf[32])
+/* ``n`` nodes at ``buf`` (room for n + 1) reduced one level in place; the new count */
+static size_t reduce_level(unsigned char *buf, size_t n)
 {
-    if (grow((void **)&m->lv[0], &m->cap[0], m->n[0] + 2, 32) != 0) /* + a duplicate */
-        return -1;
-    memcpy(m->lv[0] + 32 * m->n[0]++, leaf, 32);
-    return 0;
-}
-
-/* The pairs of level ``l`` not hashed yet (``n[l] / 2`` parents in all) into level l + 1:
- * one batch, two nodes side by side where the CPU can (sha256d64). */
-static int mt_pairs(mtree_t *m, int l)
-{
-    size_t pairs = m->n[l] / 2 - m->n[l + 1];
-    if (pairs == 0)
-        return 0;
-    if (grow((void **)&m->lv[l + 1], &m->cap[l + 1], m->n[l] / 2 + 2, 32) != 0)
-        return -1;
-    sha256d64(m->lv[l + 1] + 32 * m->n[l + 1], m->lv[l] + 64 * m->n[l + 1], pairs);
-    m->n[l + 1] += pairs;
-    return 1;
-}
-
-/* Every pair whose two nodes are final, all the way up; -1 only for memory. */
-static int mt_flush(mtree_t *m)
-{
-    for (int l = 0; l < 63 && m->n[l] >= 2; l++) {
-        int r = mt_pairs(m, l);
-        if (r <= 0)
-            return r; /* nothing new here: nothing new above */
+    if (n & 1) {
+        memcpy(buf + 32 * n, buf + 32 * (n - 1), 32);
+        n++;
     }
-    return 0;
+    sha256d64(buf, buf, n / 2);
+    return n / 2;
 }
 
-/* The root (a tree of one leaf at least), and into ``path`` (when not NULL) the first
- * leaf's siblings, one per level, as ``*npath`` nodes: Bitcoin's rule, an odd level's
- * last node paired with itself. */
-static int mt_finish(mtree_t *m, unsigned char root[32], unsigned char *path, size_t *npath)
-{
-    int l = 0;
-    for (; l < 63 && m->n[l] > 1; l++) {
-        if (m->n[l] & 1) {
-            if (grow((void **)&m->lv[l], &m->cap[l], m->n[l] + 1, 32) != 0)
-                return -1;
-            memcpy(m->lv[l] + 32 * m->n[l], m->lv[l] + 32 * (m->n[l] - 1), 32);
-            m->n[l]++;
-        }
-        if (path != NULL)
-            memcpy(path + 32 * (*npath)++, m->lv[l] + 32, 32);
-        if (mt_pairs(m, l) < 0)
-            return -1;
-    }
-    memcpy(root, m->lv[l], 32);
-    return 0;
-}
-
-static void mt_free(mtree_t *m)
-{
-    for (int l = 0; l < 64; l++)
-        free(m->lv[l]);
-    memset(m, 0, sizeof *m);
-}
-
-/* The leaves of the transactions read since the last call, behind the coinbase's (a
- * placeholder in the txid tree: its path does not depend on it; 32 zero bytes in the
- * witness tree, as the witness commitment hashes it); with ``flush``, every pair that
- * is final hashed now. */
-static int push_leaves(scan_t *s, int flush)
-{
-    static const unsigned char zero[32];
-    if (s->tree[0].n[0] == 0 && (mt_push(&s->tree[0], zero) != 0 ||
-                                 mt_push(&s->tree[1], zero) != 0))
-        return -1;
-    for (; s->pushed < s->ntx; s->pushed++)
-        if (mt_push(&s->tree[0], s->txs[s->pushed].txid) != 0 ||
-            mt_push(&s->tree[1], s->txs[s->pushed].wtxid) != 0)
-            return -1;
-    return flush && (mt_flush(&s->tree[0]) != 0 || mt_flush(&s->tree[1]) != 0) ? -1 : 0;
-}
-
-/* The two trees made whole: the coinbase's merkle path over the txids and the witness
- * root.  On one thread: each tree on its own thread measured slower on a 2-core VM
- * (3.1-3.4 ms median against 1.8 for 3,000 transactions: the second waited for its core
- * to wake).  What does pay (see TREES_PAR_MIN) is hashing them on a helper thread while
- * the calling thread matches the held transactions and makes the rows, which need the
- * interpreter; and, for a reply read as it arrives, hashing as the leaves come. */
+/* The two trees on one thread: each on its own thread measured slower on a 2-core VM (3.1-3.4
+ * ms median against 1.8 for 3,000 transactions: the second waited for its core to wake).
+ * What does pay (see TREES_PAR_MIN) is hashing them on a helper thread while this one
+ * matches the held transactions and makes the rows, which need the interpreter. */
 static int trees(scan_t *s)
 {
-    unsigned char placeholder_root[32];
+    size_t n = s->ntx + 1;
+    unsigned char *buf = calloc(n + 1, 32);
     s->path = malloc(32 * 64); /* a level per bit of the count at most */
-    s->npath = 0;
-    if (s->path == NULL || push_leaves(s, 0) != 0 ||
-        mt_finish(&s->tree[0], placeholder_root, s->path, &s->npath) != 0 ||
-        mt_finish(&s->tree[1], s->root, NULL, NULL) != 0) {
+    if (buf == NULL || s->path == NULL) {
+        free(buf);
         s->oom = 1;
         return -1;
     }
+    /* the txids behind the coinbase placeholder: the path is each level's second node */
+    for (size_t i = 0; i < s->ntx; i++)
+        memcpy(buf + 32 * (i + 1), s->txs[i].txid, 32);
+    for (size_t m = n; m > 1;) {
+        if (m & 1) {
+            memcpy(buf + 32 * m, buf + 32 * (m - 1), 32);
+            m++;
+        }
+        memcpy(s->path + 32 * s->npath++, buf + 32, 32);
+        m = reduce_level(buf, m);
+    }
+    /* the witness root: the wtxids behind the coinbase's (32 zero bytes) */
+    memset(buf, 0, 32);
+    for (size_t i = 0; i < s->ntx; i++)
+        memcpy(buf + 32 * (i + 1), s->txs[i].wtxid, 32);
+    for (size_t m = n; m > 1;)
+        m = reduce_level(buf, m);
+    memcpy(s->root, buf, 32);
+    free(buf);
     return 0;
-}
-
-static void scan_free(scan_t *s)
-{
-    free(s->txs);
-    free(s->deps);
-    free(s->path);
-    mt_free(&s->tree[0]);
-    mt_free(&s->tree[1]);
-    memset(s, 0, sizeof *s);
 }
 
 /* ---- transactions already held (``refs``), matched with the interpreter held ---- */
@@ -935,118 +831,11 @@ static void trees_done(scan_t *s)
     s->helping = 0;
 }
 
-/* The entries of ``txs`` (and of ``held`` and ``misses`` when matching), made as the
- * transactions are read: in one go by scan(), a piece at a time by Scanner.feed. */
-typedef struct {
-    PyObject *txs, *held, *misses; /* lists; held and misses NULL: nothing matched */
-    slots_t k;
-    size_t done; /* transactions with their entries made */
-} rows_t;
-
-static int rows_start(rows_t *r, int match)
+static PyObject *build(scan_t *s, PyObject *refs)
 {
-    r->txs = PyList_New(0);
-    r->held = match ? PyList_New(0) : NULL;
-    r->misses = match ? PyList_New(0) : NULL;
-    r->k = (slots_t){NULL, {-1, -1, -1, -1, -1}};
-    r->done = 0;
-    return r->txs != NULL && (!match || (r->held != NULL && r->misses != NULL)) ? 0 : -1;
-}
-
-static void rows_clear(rows_t *r)
-{
-    Py_CLEAR(r->txs);
-    Py_CLEAR(r->held);
-    Py_CLEAR(r->misses);
-    r->done = 0;
-}
-
-/* transaction ``t``'s row: (txid, wtxid, fee, sigops, weight, parents, data) */
-static PyObject *make_row(const scan_t *s, const tx_t *t)
-{
-    PyObject *parents = PyTuple_New((Py_ssize_t)t->dep_count);
-    if (parents == NULL)
-        return NULL;
-    for (size_t d = 0; d < t->dep_count; d++) {
-        PyObject *v = PyLong_FromUnsignedLong(s->deps[t->dep_start + d]);
-        if (v == NULL) {
-            Py_DECREF(parents);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(parents, (Py_ssize_t)d, v);
-    }
-    PyObject *row = PyTuple_New(7);
-    if (row == NULL) {
-        Py_DECREF(parents);
-        return NULL;
-    }
-    PyObject *items[7] = {
-        PyBytes_FromStringAndSize((const char *)t->txid, 32),
-        PyBytes_FromStringAndSize((const char *)t->wtxid, 32),
-        PyLong_FromLongLong(t->fee), PyLong_FromLongLong(t->sigops),
-        PyLong_FromLongLong(t->weight), parents,
-        hex_bytes(s->base + t->data_off, t->data_len)};
-    int failed = 0;
-    for (int k = 0; k < 7; k++) { /* the row owns each item, NULL ones stay empty */
-        failed |= items[k] == NULL;
-        PyTuple_SET_ITEM(row, k, items[k]);
-    }
-    if (failed) {
-        Py_DECREF(row);
-        return NULL;
-    }
-    return row;
-}
-
-/* The entries of transactions r->done .. n - 1: when matching, a held one becomes its
- * object in ``held`` and None in ``txs``; any other gets its index in ``misses`` and a
- * row.  A live object contradicting the reply (match_row's 2) ends the matching: every
- * row is then made, from the first, and the Python reader matches them. */
-static int rows_upto(const scan_t *s, PyObject *refs, rows_t *r, size_t n)
-{
-    for (; r->done < n; r->done++) {
-        size_t i = r->done;
-        if (r->held != NULL) {
-            PyObject *wtxid = PyBytes_FromStringAndSize((const char *)s->txs[i].wtxid, 32);
-            PyObject *hit = NULL;
-            int m = wtxid == NULL ? -1 : match_row(s, i, refs, wtxid, &r->k, &hit);
-            Py_XDECREF(wtxid);
-            if (m < 0)
-                return -1;
-            if (m == 2) {
-                rows_clear(r);
-                return rows_start(r, 0) != 0 ? -1 : rows_upto(s, refs, r, n);
-            }
-            if (m == 1) {
-                int bad = PyList_Append(r->held, hit) != 0 || PyList_Append(r->txs, Py_None) != 0;
-                Py_DECREF(hit);
-                if (bad)
-                    return -1;
-                continue;
-            }
-            PyObject *ix = PyLong_FromSize_t(i);
-            int bad = ix == NULL || PyList_Append(r->held, Py_None) != 0 ||
-                      PyList_Append(r->misses, ix) != 0;
-            Py_XDECREF(ix);
-            if (bad)
-                return -1;
-        }
-        PyObject *row = make_row(s, &s->txs[i]);
-        if (row == NULL || PyList_Append(r->txs, row) != 0) {
-            Py_XDECREF(row);
-            return -1;
-        }
-        Py_DECREF(row);
-    }
-    return 0;
-}
-
-/* scan()'s tuple from a reply read whole (``s``), with the entries ``r`` holds so far
- * (Scanner.feed's; none for scan()).  None for a header string that is not UTF-8. */
-static PyObject *build(scan_t *s, PyObject *refs, rows_t *r)
-{
-    PyObject *fields = PyDict_New(), *path = NULL, *out = NULL;
-    if (fields == NULL)
+    PyObject *fields = PyDict_New(), *txs = PyList_New((Py_ssize_t)s->ntx),
+             *path = NULL, *out = NULL, *held = NULL, *misses = NULL;
+    if (fields == NULL || txs == NULL)
         goto done;
     for (int i = 0; i < F_INT_COUNT; i++) {
         if (!s->have_int[i])
@@ -1065,7 +854,9 @@ static PyObject *build(scan_t *s, PyObject *refs, rows_t *r)
                                            (Py_ssize_t)s->strs[i].n, "strict");
         if (v == NULL) { /* not UTF-8: the json module's business */
             PyErr_Clear();
-            Py_DECREF(fields);
+            Py_CLEAR(fields);
+            Py_DECREF(txs);
+            Py_DECREF(path);
             Py_RETURN_NONE;
         }
         if (PyDict_SetItemString(fields, STR_NAMES[i], v) != 0) {
@@ -1074,15 +865,78 @@ static PyObject *build(scan_t *s, PyObject *refs, rows_t *r)
         }
         Py_DECREF(v);
     }
-    /* two transactions with one wtxid: match nothing (the Python reader matches each
-     * against what the ones before it added), whatever was matched ahead */
-    if (r->held != NULL && (refs == NULL || s->dup)) {
-        rows_clear(r);
-        if (rows_start(r, 0) != 0)
+    /* the transactions already held, when asked and certain: each becomes its object in
+     * ``held``; the others' indices go to ``misses`` and only they get a row */
+    if (refs != NULL && !s->dup) {
+        held = PyList_New((Py_ssize_t)s->ntx);
+        misses = PyList_New(0);
+        if (held == NULL || misses == NULL)
             goto done;
+        slots_t k = {NULL, {-1, -1, -1, -1, -1}};
+        for (size_t i = 0; i < s->ntx; i++) {
+            PyObject *wtxid = PyBytes_FromStringAndSize((const char *)s->txs[i].wtxid, 32);
+            PyObject *hit = NULL;
+            int r = wtxid == NULL ? -1 : match_row(s, i, refs, wtxid, &k, &hit);
+            Py_XDECREF(wtxid);
+            if (r < 0)
+                goto done;
+            if (r == 2) { /* match nothing: the Python reader takes every row */
+                Py_CLEAR(held);
+                Py_CLEAR(misses);
+                break;
+            }
+            if (r == 1) {
+                PyList_SET_ITEM(held, (Py_ssize_t)i, hit);
+                continue;
+            }
+            PyList_SET_ITEM(held, (Py_ssize_t)i, Py_NewRef(Py_None));
+            PyObject *n = PyLong_FromSize_t(i);
+            if (n == NULL || PyList_Append(misses, n) != 0) {
+                Py_XDECREF(n);
+                goto done;
+            }
+            Py_DECREF(n);
+        }
     }
-    if (rows_upto(s, refs, r, s->ntx) != 0)
-        goto done;
+    for (size_t i = 0; i < s->ntx; i++) {
+        tx_t *t = &s->txs[i];
+        if (held != NULL && PyList_GET_ITEM(held, (Py_ssize_t)i) != Py_None) {
+            PyList_SET_ITEM(txs, (Py_ssize_t)i, Py_NewRef(Py_None)); /* held: no row */
+            continue;
+        }
+        PyObject *parents = PyTuple_New((Py_ssize_t)t->dep_count);
+        if (parents == NULL)
+            goto done;
+        for (size_t d = 0; d < t->dep_count; d++) {
+            PyObject *v = PyLong_FromUnsignedLong(s->deps[t->dep_start + d]);
+            if (v == NULL) {
+                Py_DECREF(parents);
+                goto done;
+            }
+            PyTuple_SET_ITEM(parents, (Py_ssize_t)d, v);
+        }
+        PyObject *row = PyTuple_New(7);
+        if (row == NULL) {
+            Py_DECREF(parents);
+            goto done;
+        }
+        PyObject *items[7] = {
+            PyBytes_FromStringAndSize((const char *)t->txid, 32),
+            PyBytes_FromStringAndSize((const char *)t->wtxid, 32),
+            PyLong_FromLongLong(t->fee), PyLong_FromLongLong(t->sigops),
+            PyLong_FromLongLong(t->weight), parents,
+            hex_bytes(s->base + t->data_off, t->data_len)};
+        int failed = 0;
+        for (int k = 0; k < 7; k++) { /* the row owns each item, NULL ones stay empty */
+            failed |= items[k] == NULL;
+            PyTuple_SET_ITEM(row, k, items[k]);
+        }
+        if (failed) {
+            Py_DECREF(row);
+            goto done;
+        }
+        PyList_SET_ITEM(txs, (Py_ssize_t)i, row);
+    }
     trees_done(s);
     if (s->trees_rc != 0) { /* trees() fails only for memory */
         PyErr_NoMemory();
@@ -1097,36 +951,36 @@ static PyObject *build(scan_t *s, PyObject *refs, rows_t *r)
             goto done;
         PyList_SET_ITEM(path, (Py_ssize_t)i, v);
     }
-    PyObject *matched = r->held != NULL ? PyTuple_Pack(2, r->held, r->misses)
-                                        : Py_NewRef(Py_None);
+    PyObject *matched = held != NULL ? PyTuple_Pack(2, held, misses) : Py_NewRef(Py_None);
     if (matched == NULL)
         goto done;
-    out = Py_BuildValue("(OOOy#(LLL)N)", fields, r->txs, path, (const char *)s->root,
+    out = Py_BuildValue("(OOOy#(LLL)N)", fields, txs, path, (const char *)s->root,
                         (Py_ssize_t)32, (long long)s->sum_weight, (long long)s->sum_sigops,
                         (long long)s->sum_fee, matched);
 done:
+    Py_XDECREF(held);
+    Py_XDECREF(misses);
     Py_XDECREF(fields);
+    Py_XDECREF(txs);
     Py_XDECREF(path);
     return out;
 }
 
-/* a bytes or bytearray reply exported for the scan: a bytearray (the rpc source's reply
- * buffer, read into in place) cannot be resized while it is read without the
- * interpreter; bytes are immutable anyway */
-static int export_reply(PyObject *buf, Py_buffer *view)
+static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (!PyBytes_Check(buf) && !PyByteArray_Check(buf)) {
-        PyErr_SetString(PyExc_TypeError, "a getblocktemplate reply is bytes or a bytearray");
-        return -1;
+    (void)self;
+    if (nargs < 1 || nargs > 2 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
+        (nargs == 2 && args[1] != Py_None && !PyDict_CheckExact(args[1]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "scan(reply: bytes | bytearray, refs: dict | None = None)");
+        return NULL;
     }
-    return PyObject_GetBuffer(buf, view, PyBUF_SIMPLE);
-}
-
-/* the whole reply in one go: scan() */
-static PyObject *scan_once(PyObject *buf, PyObject *refs)
-{
+    PyObject *refs = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    /* a bytearray (the rpc source's reply buffer, read into in place) is exported for the
+     * call: it cannot be resized while the scan runs without the interpreter; bytes are
+     * immutable anyway */
     Py_buffer view;
-    if (export_reply(buf, &view) != 0)
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) != 0)
         return NULL;
     scan_t s;
     memset(&s, 0, sizeof s);
@@ -1145,224 +999,20 @@ static PyObject *scan_once(PyObject *buf, PyObject *refs)
     if (ok && refs != NULL)
         s.dup = has_duplicate_wtxid(&s);
     Py_END_ALLOW_THREADS
-    PyObject *out = NULL;
-    rows_t r = {NULL, NULL, NULL, {NULL, {-1, -1, -1, -1, -1}}, 0};
+    PyObject *out;
     if (!s.helping && s.oom)
         out = PyErr_NoMemory();
     else if (!ok)
         out = Py_NewRef(Py_None);
-    else if (rows_start(&r, refs != NULL && !s.dup) == 0)
-        out = build(&s, refs, &r);
+    else
+        out = build(&s, refs);
     trees_done(&s); /* whatever way build() left */
-    rows_clear(&r);
-    scan_free(&s);
+    free(s.txs);
+    free(s.deps);
+    free(s.path);
     PyBuffer_Release(&view);
     return out;
 }
-
-static int refs_arg(PyObject *refs)
-{
-    if (refs == Py_None || PyDict_CheckExact(refs))
-        return 0;
-    PyErr_SetString(PyExc_TypeError, "refs: a dict (TxInterner.refs) or None");
-    return -1;
-}
-
-static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    (void)self;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError,
-                        "scan(reply: bytes | bytearray, refs: dict | None = None)");
-        return NULL;
-    }
-    if (nargs == 2 && refs_arg(args[1]) != 0)
-        return NULL;
-    return scan_once(args[0], nargs == 2 && args[1] != Py_None ? args[1] : NULL);
-}
-
-/* ---- a reply read as it arrives: Scanner ---- */
-
-/* Past this many bytes without the transactions array found, a Scanner stops reading
- * ahead (bitcoind puts it within the first few hundred bytes; another layout costs
- * nothing but the head start: finish() reads it whole). */
-#define LOCATE_MAX 65536
-
-typedef struct {
-    PyObject_HEAD
-    scan_t s;
-    rows_t r;
-    PyObject *refs; /* a dict, or NULL */
-    Py_buffer view; /* the reply's buffer, exported from the first feed until finish */
-    int viewing;
-    int off; /* no reading ahead (any more): finish() reads the reply whole, as scan() */
-} Scanner;
-
-static void scanner_reset(Scanner *self)
-{
-    trees_done(&self->s);
-    rows_clear(&self->r);
-    scan_free(&self->s);
-    if (self->viewing)
-        PyBuffer_Release(&self->view);
-    self->viewing = 0;
-}
-
-static int Scanner_init(Scanner *self, PyObject *args, PyObject *kw)
-{
-    static char *names[] = {"refs", NULL};
-    PyObject *refs = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Scanner", names, &refs) ||
-        refs_arg(refs) != 0)
-        return -1;
-    scanner_reset(self);
-    Py_CLEAR(self->refs);
-    self->refs = refs == Py_None ? NULL : Py_NewRef(refs);
-    self->off = 0;
-    return 0;
-}
-
-static void Scanner_dealloc(Scanner *self)
-{
-    scanner_reset(self);
-    Py_CLEAR(self->refs);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* The transactions whole in reply[:n] past those read: read, their leaves hashed as far
- * as they are final, their entries made.  A transaction cut off by the end (or not read
- * for any reason) is left for the next call, or for finish(), which decides. */
-static int read_ahead(Scanner *self, size_t n)
-{
-    scan_t *s = &self->s;
-    if (s->arr == 0) { /* the head, until the transactions array is found */
-        memset(s->have_int, 0, sizeof s->have_int);
-        memset(s->have_str, 0, sizeof s->have_str);
-        s->have_txs = 0;
-        js_t j = {s->base, s->base + n};
-        s->locating = 1;
-        int rc = scan_reply(&j, s);
-        s->locating = 0;
-        if (rc != STOP) {
-            self->off = n >= LOCATE_MAX;
-            return 0;
-        }
-        s->resume_pos = s->arr;
-    }
-    js_t j = {s->base + s->resume_pos, s->base + n};
-    for (;;) {
-        size_t ndep = s->ndep;
-        int64_t w = s->sum_weight, so = s->sum_sigops, f = s->sum_fee;
-        if (s->resume_n == 0) {
-            ws(&j);
-            if (j.p >= j.end || *j.p == ']')
-                break;
-        } else if (!eat(&j, ',')) {
-            break;
-        }
-        if (scan_tx(&j, s) != 0) {
-            s->ndep = ndep;
-            s->sum_weight = w, s->sum_sigops = so, s->sum_fee = f;
-            break;
-        }
-        s->resume_n = s->ntx;
-        s->resume_pos = (size_t)(j.p - s->base);
-    }
-    if (s->oom || push_leaves(s, 1) != 0) {
-        self->off = 1; /* finish() reads it whole, and says so if memory is still short */
-        return 0;
-    }
-    if (self->r.txs == NULL && rows_start(&self->r, self->refs != NULL) != 0)
-        return -1;
-    return rows_upto(s, self->refs, &self->r, s->ntx);
-}
-
-static PyObject *Scanner_feed(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    Py_ssize_t n;
-    if (nargs != 2 || (n = PyLong_AsSsize_t(args[1])) == -1) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "feed(reply: bytearray, n: int)");
-        return NULL;
-    }
-    if (self->viewing && self->view.obj != args[0]) /* another reply (a call sent again) */
-        scanner_reset(self);
-    else if (self->off)
-        Py_RETURN_NONE;
-    if (!self->viewing) {
-        if (export_reply(args[0], &self->view) != 0)
-            return NULL;
-        self->viewing = 1;
-        self->off = 0;
-        self->s.base = (const unsigned char *)self->view.buf;
-    }
-    if (n < 0 || n > self->view.len)
-        n = n < 0 ? 0 : self->view.len;
-    if (read_ahead(self, (size_t)n) != 0) {
-        self->off = 1;
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-/* The reply whole: scan()'s result, with what was read ahead kept.  The reply is read
- * again from its start (the head and the tail are small) but the transactions read
- * ahead are stepped over, and the parse is the same one scan() makes: anything it would
- * decline is declined here too.  Once finished, a Scanner is spent: a later finish()
- * reads the reply whole. */
-static PyObject *Scanner_finish(Scanner *self, PyObject *buf)
-{
-    if (self->off || !self->viewing || self->view.obj != buf || self->s.resume_n == 0) {
-        scanner_reset(self);
-        self->off = 1;
-        return scan_once(buf, self->refs);
-    }
-    scan_t *s = &self->s;
-    memset(s->have_int, 0, sizeof s->have_int);
-    memset(s->have_str, 0, sizeof s->have_str);
-    s->have_txs = 0;
-    js_t j = {s->base, s->base + self->view.len};
-    int ok;
-    Py_BEGIN_ALLOW_THREADS
-    ok = scan_reply(&j, s) == 0;
-    if (ok)
-        ok = (s->trees_rc = trees(s)) == 0;
-    if (ok && self->refs != NULL)
-        s->dup = has_duplicate_wtxid(s);
-    Py_END_ALLOW_THREADS
-    PyObject *out;
-    if (!ok) /* declined (or short of memory): as scan() decides it, from the start */
-        out = NULL;
-    else
-        out = build(s, self->refs, &self->r);
-    scanner_reset(self);
-    self->off = 1;
-    return ok ? out : scan_once(buf, self->refs);
-}
-
-static PyMethodDef scanner_methods[] = {
-    {"feed", (PyCFunction)(void (*)(void))Scanner_feed, METH_FASTCALL,
-     "feed(reply, n): reply[:n] has arrived (a bytearray filled in place): the "
-     "transactions whole in it are read ahead.  Another buffer than the last call's: "
-     "another reply, read from its start."},
-    {"finish", (PyCFunction)Scanner_finish, METH_O,
-     "finish(reply) -> what scan(reply, refs) returns: the reply has arrived whole."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject ScannerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "sv2ffi._gbtscan.Scanner",
-    .tp_basicsize = sizeof(Scanner),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scanner(refs=None): a getblocktemplate reply read while it arrives.\n\n"
-              "feed() as its bytes come, finish() once it is whole: the same result as "
-              "scan(reply, refs), most of it made before the last byte.",
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Scanner_init,
-    .tp_dealloc = (destructor)Scanner_dealloc,
-    .tp_methods = scanner_methods,
-};
 
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
@@ -1380,18 +1030,11 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__gbtscan(void)
 {
     hex_table();
-    if (PyType_Ready(&ScannerType) < 0)
-        return NULL;
     if ((S_fee = PyUnicode_InternFromString("fee")) == NULL ||
         (S_sigops = PyUnicode_InternFromString("sigops")) == NULL ||
         (S_weight = PyUnicode_InternFromString("weight")) == NULL ||
         (S_txid = PyUnicode_InternFromString("txid")) == NULL ||
         (S_parents = PyUnicode_InternFromString("parents")) == NULL)
         return NULL;
-    if (sha256d_init() != 0)
-        return NULL;
-    PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) != 0)
-        Py_CLEAR(m);
-    return m;
+    return sha256d_init() == 0 ? PyModule_Create(&module) : NULL;
 }

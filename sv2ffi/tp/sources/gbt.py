@@ -60,28 +60,14 @@ def describe() -> str:
     return "C (sv2ffi._gbtscan: the reply and its merkle trees; json for unusual shapes)"
 
 
-def reply_scanner(interner: Optional[TxInterner] = None):
-    """A reader for a reply still arriving (``_gbtscan.Scanner``), or None without the C
-    module: ``feed(buf, n)`` as buf[:n] fills, then ``scan_reply(buf, scanner=...)``.
-    Most of the scan (transactions, their matching against the ``interner``, the merkle
-    trees) is then done while the node is still sending: a 3,000-transaction reply
-    (1.5 MB) takes about 2.5 ms to scan, its arrival on loopback 1-2 ms."""
-    if _gbtscan is None:
-        return None
-    return _gbtscan.Scanner(None if interner is None else interner.refs)
-
-
-def scan_reply(raw: Union[bytes, bytearray], interner: Optional[TxInterner] = None,
-               scanner=None) -> Optional[ScannedGbt]:
+def scan_reply(raw: Union[bytes, bytearray],
+               interner: Optional[TxInterner] = None) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or
     a shape the scanner leaves to the json module.  With the ``interner`` the template
-    will be parsed with, its live transactions are matched in C too (``matched``).
-    ``scanner``: the ``reply_scanner(interner)`` that was fed this reply as it came (the
-    same result, most of it already made)."""
+    will be parsed with, its live transactions are matched in C too (``matched``)."""
     if _gbtscan is None:
         return None
-    scanned = scanner.finish(raw) if scanner is not None else \
-        _gbtscan.scan(raw, None if interner is None else interner.refs)
+    scanned = _gbtscan.scan(raw, None if interner is None else interner.refs)
     return None if scanned is None else ScannedGbt(raw, scanned)
 
 

@@ -209,9 +209,8 @@ class RpcSource(Source):
         keep-alive connection (reopened once if the node closed it, e.g. on a restart);
         long ones (long-polls) get their own connection.  getblocktemplate's reply is read
         by ``gbt.scan_reply`` when it can (a ``ScannedGbt`` then, else the decoded dict).
-        ``timing``: gets (request sent, the reply's last byte read (twice: as
-        ``RpcStream``'s earliest and latest time it can have arrived), reply read),
-        monotonic seconds."""
+        ``timing``: gets (request sent, reply's last byte read, reply read), monotonic
+        seconds."""
         keep = timeout is None
         for attempt in (1, 2):
             conn = self._kept_connection() if keep else None
@@ -235,8 +234,7 @@ class RpcSource(Source):
                 sent_at = time.monotonic()
                 result = proxy(*params)
                 if timing is not None:
-                    timing[:] = (sent_at, proxy.last_byte_at, proxy.last_byte_at,
-                                 time.monotonic())
+                    timing[:] = (sent_at, proxy.last_byte_at, time.monotonic())
                 if not keep:
                     conn.close()
                 return result
@@ -399,14 +397,9 @@ class RpcSource(Source):
         timing: list = []
         try:
             if stream is not None:
-                # the reply's transactions scanned while the rest of it arrives
-                scanner = gbt.reply_scanner(self._interner)
-                j = await stream.call(
-                    "getblocktemplate", req, timeout=self.timeout, sent=sent,
-                    read=lambda code, raw: self._read_gbt(code, raw, scanner),
-                    progress=scanner.feed if scanner is not None else None)
-                timing[:] = (stream.sent_at, stream.last_byte_after, stream.last_byte_at,
-                             self._gbt_read_at)
+                j = await stream.call("getblocktemplate", req, timeout=self.timeout, sent=sent,
+                                      read=self._read_gbt)
+                timing[:] = (stream.sent_at, stream.last_byte_at, self._gbt_read_at)
             else:
                 j = await self.call("getblocktemplate", req,
                                     timeout=self.longpoll_timeout if longpoll else None,
@@ -448,27 +441,19 @@ class RpcSource(Source):
         """Each block's first full template, at INFO: the node's getblocktemplate time
         (request sent to the reply's last byte) beside what the TP added after it (reading
         the reply, building the work, writing it to the clients); issue 10's budget is the
-        node's time plus 5 ms.  Later templates on the same block (fee updates): DEBUG.
-
-        A reply read as it arrives (the tip's connection) may have kept its last byte
-        waiting while the pieces before it were scanned: then the node's time is given as
-        a range, from the read before the last (the earliest that byte can have arrived)
-        to the last read, and the time after it counts from the earliest (the TP's share
-        is never made to look smaller)."""
+        node's time plus 5 ms.  Later templates on the same block (fee updates): DEBUG."""
         first = tpl.prev_hash != self._templated_tip
         self._templated_tip = tpl.prev_hash
         level = logging.INFO if first else logging.DEBUG
-        if len(timing) == 4 and log.isEnabledFor(level):
-            sent, after, last, read = timing
+        if len(timing) == 3 and log.isEnabledFor(level):
+            sent, last, read = timing
             asked = f", asked {(sent - self._tip_at) * 1000:.1f} ms after the tip went out" \
                 if first and self._tip_at and tpl.prev_hash == self._tip else ""
-            took = f"{(after - sent) * 1000:.2f}" if last - after < 5e-5 else \
-                f"{(after - sent) * 1000:.2f}-{(last - sent) * 1000:.2f}"
             log.log(level, "%s template on block %s (height %d, %d transactions): the node's "
-                    "getblocktemplate %s ms%s; then %.2f ms to the clients (%.2f ms of it %s)",
+                    "getblocktemplate %.1f ms%s; then %.1f ms to the clients (%.1f ms of it %s)",
                     "full" if first else "updated", btc.hash_hex(tpl.prev_hash), tpl.height,
-                    len(tpl.txs), took, asked, (time.monotonic() - after) * 1000,
-                    (read - after) * 1000,
+                    len(tpl.txs), (last - sent) * 1000, asked, (time.monotonic() - last) * 1000,
+                    (read - last) * 1000,
                     "reading it in C" if scanned else "decoding it with json")
 
     async def _longpoll_loop(self) -> None:
@@ -567,7 +552,7 @@ class RpcSource(Source):
             self._mempool_mark, self._refreshed_at = None, time.monotonic()
             again, self._kick_again, sent = self._kick_again, False, False
 
-    async def _read_gbt(self, code: int, raw: bytearray, scanner=None):
+    async def _read_gbt(self, code: int, raw: bytearray):
         """A getblocktemplate reply from the tip's connection.  The C scanner reads it
         here, on the event loop: about 1 ms per 1,000 transactions, once per block, during
         which the loop waits (the scanner releases the interpreter for other threads).
@@ -575,11 +560,8 @@ class RpcSource(Source):
         clients' full template (30 tips, 3,000 transactions: its reading 4.15 -> 3.5 ms
         median), and the scan's matching held the interpreter, hence the loop, anyway.
         The json module, the fallback for replies the scanner declines, runs on a pool
-        thread: it would hold the loop for tens of milliseconds.
-
-        ``scanner``: the reply was fed to it as it arrived (``gbt.reply_scanner``), which
-        leaves this read about 0.1-0.3 ms of the 2-2.5 (3,000 transactions)."""
-        scanned = scan_reply(raw, self._interner, scanner) if code == 200 else None
+        thread: it would hold the loop for tens of milliseconds."""
+        scanned = scan_reply(raw, self._interner) if code == 200 else None
         if scanned is None:
             scanned = await asyncio.get_running_loop().run_in_executor(
                 self._pool, read_reply, "getblocktemplate", code, raw)

@@ -7,22 +7,17 @@ reply is followed at once by a SetNewPrevHash to every client: answering it on a
 thread costs a thread hop back to the loop and http.client's header parsing, a few
 hundred microseconds on the path that should take one.  bitcoind answers HTTP/1.1 with a
 Content-Length, so a reply is read as one head and one body, the body straight into a
-buffer of its length (``_ReplyReader``), which a caller may read as it fills
-(``call(progress=...)``: a getblocktemplate reply's transactions are scanned while the
-rest of it is still on the way).
+buffer of its length (``_ReplyReader``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from typing import Awaitable, Callable, Optional, Union
 
 from ...errors import RpcError
-
-log = logging.getLogger(__name__)
 
 #: a waitfornewblock reply is under 200 bytes; anything far bigger is not bitcoind's
 MAX_REPLY = 1 << 20
@@ -55,10 +50,6 @@ class _ReplyReader(asyncio.BufferedProtocol):
         self._reply: Optional[tuple] = None  # a whole reply nobody awaits yet
         self._error: Optional[BaseException] = None
         self._waiter: Optional[asyncio.Future] = None
-        #: called with (body, bytes in it so far) after each read that leaves a 200
-        #: reply's body unfinished (RpcStream.call's ``progress``)
-        self.on_body: Optional[Callable[[bytearray, int], None]] = None
-        self._read_at = 0.0  # the previous read of the reply being read (0: none yet)
 
     # asyncio's side
     def connection_made(self, transport) -> None:
@@ -70,29 +61,18 @@ class _ReplyReader(asyncio.BufferedProtocol):
         return memoryview(self._head)[self._head_len:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        now = time.monotonic()
         if self._body is not None:
             self._got += nbytes
         else:
             self._head_len += nbytes
             try:
                 if not self._start_body():
-                    self._read_at = now
                     return
             except ValueError as e:
                 self._fail(e)
                 return
         if self._got == len(self._body):
-            self._finish(now)
-            return
-        self._read_at = now
-        if self.on_body is not None and self._status == 200:
-            try:
-                self.on_body(self._body, self._got)
-            except Exception as e:  # the reader's loss, not the reply's: read it whole
-                log.warning("reading a reply as it arrives failed (%s); it is read whole "
-                            "once it is in", e)
-                self.on_body = None
+            self._finish()
 
     def eof_received(self) -> bool:
         self._fail(ConnectionResetError("the node closed the connection"))
@@ -160,16 +140,12 @@ class _ReplyReader(asyncio.BufferedProtocol):
         self._status, self._close_after = int(status[1]), close
         return True
 
-    def _finish(self, now: float) -> None:
+    def _finish(self) -> None:
         """A whole reply.  Its body goes to the caller as the bytearray it was read into:
         a copy to bytes cost 0.66 ms for 1.7 MB (fresh pages faulted in), on the way to
         the clients' full template."""
         if self.stream is not None:
-            # the last byte arrived after the read before it began (the reading of the
-            # pieces before it, on_body's work, may have kept it waiting) and before now
-            self.stream.last_byte_at = now
-            self.stream.last_byte_after = self._read_at or now
-        self._read_at = 0.0
+            self.stream.last_byte_at = time.monotonic()
         body, self._body = self._body, None
         self._reply = (self._status, body)
         if self._close_after:
@@ -213,10 +189,8 @@ class RpcStream:
         #: which closes the connection), not at every request on the tip's path
         self._head: Optional[bytes] = None
         self._id = 0
-        #: time.monotonic() of the last request written and of its reply's last byte read;
-        #: that byte arrived after ``last_byte_after`` (the read before it) and by
-        #: ``last_byte_at``: the two are apart by what the reads before took (``progress``)
-        self.sent_at = self.last_byte_at = self.last_byte_after = 0.0
+        #: time.monotonic() of the last request written and of its reply's last byte
+        self.sent_at = self.last_byte_at = 0.0
         #: reopen the connection as soon as the node closes it while idle (bitcoind
         #: closes a keep-alive connection after -rpcservertimeout, 30 s by default; blocks
         #: come minutes apart), so ``send_now`` finds one open
@@ -238,21 +212,18 @@ class RpcStream:
         return True
 
     async def call(self, method: str, *params, timeout: float, sent: bool = False,
-                   read: Optional[Callable[[int, bytearray], Awaitable]] = None,
-                   progress: Optional[Callable[[bytearray, int], None]] = None):
+                   read: Optional[Callable[[int, bytearray], Awaitable]] = None):
         """The call's result; RpcError with the node's code when it answered with one,
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
         (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
-        the request already.  ``progress(body, n)``: body[:n] of a 200 reply has arrived
-        (the same bytearray each time, then given to ``read``); an exception from it
-        stops the calls, not the reply."""
+        the request already."""
         for attempt in (1, 2):
             reused = self._conn is not None
             try:
                 # asyncio.timeout, not wait_for: no task of its own, so the reply is read
                 # in the caller's task (a tip's waitfornewblock: one loop iteration less)
                 async with asyncio.timeout(timeout):
-                    code, raw = await self._call(method, params, sent, progress)
+                    code, raw = await self._call(method, params, sent)
             except TimeoutError:
                 self.close()
                 raise RpcTimeout(f"{method} timed out") from None
@@ -281,7 +252,7 @@ class RpcStream:
             b"".join((self._head, str(len(body)).encode(), b"\r\n\r\n", body)))
         self.sent_at = time.monotonic()
 
-    async def _call(self, method: str, params: tuple, sent: bool, progress) -> tuple:
+    async def _call(self, method: str, params: tuple, sent: bool) -> tuple:
         if not sent:
             if self._conn is None:
                 self._conn = await self._open()
@@ -289,11 +260,7 @@ class RpcStream:
         conn = self._conn
         if conn is None:
             raise ConnectionResetError("the connection was closed")
-        conn.on_body = progress
-        try:
-            return await conn.reply()
-        finally:
-            conn.on_body = None
+        return await conn.reply()
 
     async def _open(self) -> _ReplyReader:
         if self._reopen is not None and not self._reopen.done():
