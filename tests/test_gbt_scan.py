@@ -128,6 +128,26 @@ def test_a_warm_interner_reuses_objects_on_both_roads():
     assert changed.txs[7].fee == first.txs[7].fee + 1
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 255, 256, 257, 700])
+def test_the_trees_hashed_on_a_helper_thread_or_not_read_the_same(n):
+    """The trees go to a helper thread only on machines of four CPUs or more (gbtscan.c,
+    HELPER_MIN_CPUS: on two, shared with the node, one thread measured faster in place);
+    ``helper`` forces either way, so both are checked on any machine, held objects too."""
+    result = chain_result(n, seed=13)
+    raw = reply(result)
+    interner = TxInterner()
+    held = parse_gbt(scan_reply(raw), REGTEST, interner)  # its transactions stay live
+    got = [_gbtscan.scan(raw, interner.refs, helper) for helper in (None, False, True)]
+    for fields, rows, path, root, totals, matched in got[1:]:
+        assert (fields, rows, path, root, totals) == got[0][:5]
+        assert [t is u for t, u in zip(matched[0], got[0][5][0])] == [True] * n
+        assert matched[1] == got[0][5][1] == []
+    assert [t is u for t, u in zip(got[0][5][0], held.txs)] == [True] * n
+    same_template(parse_gbt(result, REGTEST), parse_gbt(scan_reply(raw), REGTEST))
+    with pytest.raises(TypeError):
+        _gbtscan.scan(raw, None, 1)  # a bool or None, nothing else
+
+
 def _good() -> dict:
     return {"version": 536870912, "previousblockhash": "11" * 32, "transactions": [
         {"data": "00" * 10, "txid": "22" * 32, "hash": "33" * 32, "depends": [], "fee": 5,

@@ -6,11 +6,11 @@
  * between the node's last byte and the clients' NewTemplate, where issue 10 allows the
  * node's own getblocktemplate time plus 5 ms.  Here the reply is scanned once, in the
  * thread that read it (a poll's pool thread; the event loop for a new tip's template),
- * with the interpreter released for the scan and the trees (from 256 transactions the
- * trees are hashed on a helper thread meanwhile, TREES_PAR_MIN); what is left for Python
- * is one tuple per transaction.
+ * with the interpreter released for the scan and the trees (on a machine of four CPUs or
+ * more, from 256 transactions, the trees are hashed on a helper thread meanwhile:
+ * HELPER_MIN_CPUS); what is left for Python is one tuple per transaction.
  *
- *   scan(reply: bytes | bytearray, refs: dict | None = None)
+ *   scan(reply: bytes | bytearray, refs: dict | None = None, helper: bool | None = None)
  *       -> (fields, txs, merkle_path, witness_root, totals, matched) or None
  *
  * ``reply`` is the whole JSON-RPC reply ({"result": {...}, "error": null, "id": ...}).
@@ -32,7 +32,9 @@
  * ``refs``, when two transactions share a wtxid, or when a live object has another txid or
  * weight than the reply gives (a node contradicting itself): the caller then matches
  * every row itself.  For 3,000 held transactions this costs 1 ms with the interpreter
- * held, against 2.5 for making the rows and matching them in Python.
+ * held, against 2.5 for making the rows and matching them in Python.  ``helper``: True
+ * hashes the trees on a helper thread whatever the size and the machine, False on the
+ * calling thread; None (the TP's way) decides as HELPER_MIN_CPUS says.  Same result.
  *
  * None means "not the common, well-formed shape": an error reply, a member of an
  * unexpected type, a duplicate member, an escaped string, a number that is not a plain
@@ -103,7 +105,7 @@ typedef struct {
     int dup; /* two transactions share a wtxid */
     int oom;
     int trees_rc;
-    /* the trees' helper thread (TREES_PAR_MIN), while it may still run */
+    /* the trees' helper thread (HELPER_MIN_CPUS), while it may still run */
     pthread_t helper;
     int helping;
 } scan_t;
@@ -607,8 +609,8 @@ static size_t reduce_level(unsigned char *buf, size_t n)
 
 /* The two trees on one thread: each on its own thread measured slower on a 2-core VM (3.1-3.4
  * ms median against 1.8 for 3,000 transactions: the second waited for its core to wake).
- * What does pay (see TREES_PAR_MIN) is hashing them on a helper thread while this one
- * matches the held transactions and makes the rows, which need the interpreter. */
+ * Where a helper pays (see HELPER_MIN_CPUS), it hashes them while this one matches the
+ * held transactions and makes the rows, which need the interpreter. */
 static int trees(scan_t *s)
 {
     size_t n = s->ntx + 1;
@@ -818,12 +820,22 @@ static PyObject *hex_bytes(const unsigned char *p, size_t n)
     return b;
 }
 
-/* From this many transactions, and with two CPUs to run on, the trees are hashed on a
- * helper thread while the calling thread, the interpreter taken back, matches the held
- * transactions and makes the rows (``build``).  3,000 transactions, a fresh reply buffer,
- * medians of 60 alternating scans: 1.94-2.48 ms against 2.16-3.17 on one thread, idle
- * machine; with the other core kept busy 2.23 against 2.14 (the helper waits for it). */
+/* The trees on a helper thread, while the calling thread, the interpreter taken back,
+ * matches the held transactions and makes the rows (``build``): from TREES_PAR_MIN
+ * transactions, and only where this process may run on HELPER_MIN_CPUS CPUs.  On the
+ * 2-vCPU machine this was written on, a scan alone with the other CPU idle gained from
+ * it (3,000 transactions, medians of 60 alternating scans: 1.94-2.48 ms against
+ * 2.16-3.17), but where it matters it lost: in the TP, the scan of a new tip's template
+ * with the node, the TP's event loop and the clients on the same two CPUs, scans
+ * alternating between the two ways (tip_latency, 1 client, 3,000 transactions, two
+ * invocations of 2 runs x 30 tips, 71-85 scans each; ms, medians): 3.42 / 3.19 on one
+ * thread against 3.96 / 3.35 with the helper, the part after the parse 1.81 / 1.80
+ * against 1.98 / 1.97, the upper quartile 4.95 / 3.40 against 5.29 / 3.84.
+ * The helper started 0.06-1.9 ms after pthread_create, and while it hashed the rows took
+ * twice as long (1.5-2 ms against 0.6-0.8: two vCPUs that behave like one core's
+ * hyperthreads).  With four CPUs or more the node and the clients leave one free. */
 #define TREES_PAR_MIN 256
+#define HELPER_MIN_CPUS 4
 
 static void *trees_thread(void *arg)
 {
@@ -981,13 +993,15 @@ done:
 static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs < 1 || nargs > 2 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
-        (nargs == 2 && args[1] != Py_None && !PyDict_CheckExact(args[1]))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "scan(reply: bytes | bytearray, refs: dict | None = None)");
+    if (nargs < 1 || nargs > 3 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
+        (nargs >= 2 && args[1] != Py_None && !PyDict_CheckExact(args[1])) ||
+        (nargs == 3 && args[2] != Py_None && !PyBool_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "scan(reply: bytes | bytearray, refs: dict | None = "
+                                         "None, helper: bool | None = None)");
         return NULL;
     }
-    PyObject *refs = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    PyObject *refs = nargs >= 2 && args[1] != Py_None ? args[1] : NULL;
+    int want_helper = nargs == 3 && args[2] != Py_None ? args[2] == Py_True : -1;
     /* a bytearray (the rpc source's reply buffer, read into in place) is exported for the
      * call: it cannot be resized while the scan runs without the interpreter; bytes are
      * immutable anyway */
@@ -1002,7 +1016,8 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_BEGIN_ALLOW_THREADS
     ok = scan_reply(&j, &s) == 0;
     /* else (or if the helper cannot start) the trees are hashed here */
-    if (ok && s.ntx >= TREES_PAR_MIN && usable_cpus() >= 2)
+    if (ok && (want_helper < 0 ? s.ntx >= TREES_PAR_MIN && usable_cpus() >= HELPER_MIN_CPUS
+                               : want_helper))
         s.helping = pthread_create(&s.helper, NULL, trees_thread, &s) == 0;
     if (ok && !s.helping) {
         s.trees_rc = trees(&s);
@@ -1028,7 +1043,7 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(reply, refs=None) -> (fields, txs, merkle_path, witness_root, totals, matched) or "
+     "scan(reply, refs=None, helper=None) -> (fields, txs, merkle_path, witness_root, totals, matched) or "
      "None: a getblocktemplate JSON-RPC reply read in C (see sv2ffi/native/gbtscan.c)."},
     {NULL, NULL, 0, NULL},
 };
