@@ -148,6 +148,48 @@ def test_the_trees_hashed_on_a_helper_thread_or_not_read_the_same(n):
         _gbtscan.scan(raw, None, 1)  # a bool or None, nothing else
 
 
+def test_the_nodes_witness_commitment_is_taken_on_both_roads_for_the_untrimmed_block():
+    """bitcoind's ``default_witness_commitment`` commits to the wtxids of the very
+    transactions it lists (Core's GenerateCoinbaseCommitment); like sv2-tp, which puts the
+    node's commitment in its NewTemplate, the TP takes it for the untrimmed block instead
+    of hashing the witness tree (sources/gbt.py).  Shown with a commitment that is not the
+    wtxids' (a stand-in value of the same form): both roads carry it; a trimmed block has
+    other transactions, so its commitment is hashed from them."""
+    result = chain_result(40, seed=21)
+    own = bytes.fromhex(result["default_witness_commitment"])
+    result["default_witness_commitment"] = "6a24aa21a9ed" + "ab" * 32
+    raw = reply(result)
+    s = scan_reply(raw)
+    assert s.witness_root is None  # no witness tree hashed in C
+    for tpl in (parse_gbt(s, REGTEST), parse_gbt(result, REGTEST)):
+        assert tpl.work(None).outputs[-1].script_pubkey == bytes.fromhex(
+            result["default_witness_commitment"])
+        keep = list(range(len(tpl.txs) - 1))
+        assert tpl.work(keep).outputs[-1].script_pubkey == btc.witness_commitment_script(
+            btc.witness_commitment([tpl.txs[i].wtxid for i in keep]))
+    assert own != s.get("default_witness_commitment")
+
+
+@pytest.mark.parametrize("value", [
+    None, "", "6a24aa21a9ed" + "ab" * 31, "6a24aa21a9ed" + "ab" * 33, "6a24aa21a9ee" + "ab" * 32,
+    "6A24AA21A9ED" + "ab" * 32, "6a24aa21a9ed" + "AB" * 32, "6a24aa21a9ed" + "zz" * 32])
+def test_a_commitment_of_another_form_is_hashed_from_the_wtxids_instead(value):
+    """Anything but the form Core writes (a missing member, another length or head,
+    uppercase or non-hex digits) is not taken: the witness tree is hashed, the same on
+    both roads, and the scanner still reads the reply."""
+    result = chain_result(40, seed=22)
+    want = bytes.fromhex(result["default_witness_commitment"])
+    if value is None:
+        del result["default_witness_commitment"]
+    else:
+        result["default_witness_commitment"] = value
+    s = scan_reply(reply(result))
+    assert s is not None and s.witness_root is not None
+    for tpl in (parse_gbt(s, REGTEST), parse_gbt(result, REGTEST)):
+        assert tpl.node_commitment is None
+        assert tpl.work(None).outputs[-1].script_pubkey == want
+
+
 def _good() -> dict:
     return {"version": 536870912, "previousblockhash": "11" * 32, "transactions": [
         {"data": "00" * 10, "txid": "22" * 32, "hash": "33" * 32, "depends": [], "fee": 5,

@@ -139,9 +139,13 @@ class BlockTemplate:
     extra_outputs: list = field(default_factory=list)
     #: whether the template's coinbase had a witness (pushed templates may not)
     segwit: bool = True
-    #: the untrimmed block's (coinbase merkle path, witness root), when a source already
-    #: has them (``sv2ffi._gbtscan`` makes them in the RPC thread); None: hashed when needed
+    #: the untrimmed block's (coinbase merkle path, witness root or None), when a source
+    #: already has them (``sv2ffi._gbtscan`` makes them in the RPC thread); None: hashed
+    #: when needed
     full_trees: Optional[tuple] = field(default=None, repr=False, compare=False)
+    #: the node's witness commitment output script for the untrimmed block (bitcoind's
+    #: ``default_witness_commitment``, sources/gbt.py); None: made from the wtxids
+    node_commitment: Optional[bytes] = field(default=None, repr=False, compare=False)
     #: (weight, sigops cost, fees) summed over ``txs``, when a source already has them
     totals: Optional[tuple] = field(default=None, repr=False, compare=False)
     #: the untrimmed Work, computed once and shared by every group that keeps all txs
@@ -304,8 +308,12 @@ class Work:
         outputs = list(tpl.extra_outputs)
         commitment = tpl.segwit or any(t.txid != t.wtxid for t in txs)
         if commitment:
-            outputs.append(btc.witness_commitment_output([t.wtxid for t in txs]) if trees is None
-                           else btc.witness_commitment_output_from_root(trees[1]))
+            if full and tpl.node_commitment is not None:
+                outputs.append(btc.TxOut(0, tpl.node_commitment))
+            elif trees is not None and trees[1] is not None:
+                outputs.append(btc.witness_commitment_output_from_root(trees[1]))
+            else:
+                outputs.append(btc.witness_commitment_output([t.wtxid for t in txs]))
         path = tuple(btc.coinbase_merkle_path([t.txid for t in txs])) if trees is None \
             else trees[0]
         return cls(tpl.height, tpl.version, btc.bip34_height_push(tpl.height),

@@ -11,7 +11,10 @@
   the interpreter between the reply's last byte and the clients' NewTemplate.
 
 Both trust bitcoind's fee, weight, sigops, txid and wtxid for each transaction (the
-transactions are not re-parsed), both reuse a transaction a live template already holds
+transactions are not re-parsed), and its ``default_witness_commitment`` for the untrimmed
+block (Core's commitment to those wtxids, which sv2-tp's templates carry as the node makes
+them too): one merkle tree less to hash after the reply (about 0.4 ms for 3,000
+transactions); a template trimmed for a client hashes its own.  Both reuse a transaction a live template already holds
 (``TxInterner``) without decoding its hex again, and tests/test_gbt_scan.py holds them to
 the same ``BlockTemplate`` for the same reply.
 """
@@ -94,10 +97,25 @@ def parse_gbt(j: Union[dict, ScannedGbt], network: btc.Network,
     if tpl.coinbase_value < tpl.subsidy:
         raise InvalidTemplateError("getblocktemplate: coinbasevalue below the subsidy "
                                    "(wrong --chain?)")
+    tpl.node_commitment = node_commitment(head.get("default_witness_commitment"))
     if scanned and rows_hold:  # the untrimmed block's trees and sums, already made in C
         tpl.full_trees = (tuple(j.merkle_path), j.witness_root)
         tpl.totals = j.totals
     return tpl
+
+
+def node_commitment(value) -> Optional[bytes]:
+    """getblocktemplate's ``default_witness_commitment`` as the witness commitment output's
+    script, when it has the form Core writes (OP_RETURN, push of 36, aa21a9ed, 32 bytes;
+    hex, lowercase, as sv2ffi/native/gbtscan.c takes it); None otherwise, and the TP
+    hashes the witness tree itself."""
+    if not isinstance(value, str) or len(value) != 76 or not value.startswith("6a24aa21a9ed"):
+        return None
+    try:
+        script = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return script if value == script.hex() else None
 
 
 def _decoded_txs(rows: list, interner: TxInterner) -> list:
