@@ -138,7 +138,7 @@ def test_the_trees_hashed_on_a_helper_thread_or_not_read_the_same(n):
     interner = TxInterner()
     held = parse_gbt(scan_reply(raw), REGTEST, interner)  # its transactions stay live
     got = [_gbtscan.scan(raw, interner.refs, helper) for helper in (None, False, True)]
-    for fields, rows, path, root, totals, matched in got[1:]:
+    for fields, rows, path, root, totals, matched, _ in got[1:]:
         assert (fields, rows, path, root, totals) == got[0][:5]
         assert [t is u for t, u in zip(matched[0], got[0][5][0])] == [True] * n
         assert matched[1] == got[0][5][1] == []
@@ -353,6 +353,58 @@ def test_a_node_contradicting_itself_is_matched_by_the_python_reader():
     assert again.full_trees is None  # trees and sums then made from the objects
     dup = dict(result, transactions=result["transactions"] + [result["transactions"][0]])
     assert scan_reply(reply(dup), interner).matched is None  # a wtxid twice
+
+
+def test_the_last_scans_rows_match_as_the_held_objects_do():
+    """After a scanned template the interner keeps that scan's rows (``TxInterner.memo``):
+    the next scan matches against them in C instead of reading each held object's
+    attributes (gbtscan.c, MEMO_SAVES); the same decisions and the same objects."""
+    result = chain_result(300, seed=23)
+    interner = TxInterner()
+    first = parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    memo, txs, generation = interner.memo
+    assert txs is first.txs and generation == interner.generation
+    result["transactions"][7]["fee"] += 1  # one made anew, the others held
+    raw = reply(result)
+    with_memo = _gbtscan.scan(raw, interner.refs, None, memo, txs)
+    without = _gbtscan.scan(raw, interner.refs)
+    assert with_memo[:5] == without[:5]
+    assert [a is b for a, b in zip(with_memo[5][0], without[5][0])] == [True] * 300
+    assert with_memo[5][1] == without[5][1] == [7]
+    again = parse_gbt(scan_reply(raw, interner), REGTEST, interner)
+    assert again.txs[7] is not first.txs[7] and again.txs[8] is first.txs[8]
+    assert interner.memo[1] is again.txs  # the newest scan's rows from here on
+
+
+def test_a_memo_is_not_used_once_the_interner_took_anything_since():
+    """A memo says what the interner holds only until the next ``add``: here the json
+    road makes a new object for a fee change in between, and the scan after it must
+    decide against that object, as the Python reader does, not against the memo."""
+    result = chain_result(30, seed=24)
+    interner = TxInterner()
+    first = parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    changed = json.loads(json.dumps(result))
+    changed["transactions"][7]["fee"] += 1
+    second = parse_gbt(changed, REGTEST, interner)
+    assert second.txs[7] is not first.txs[7] and interner.memo[2] != interner.generation
+    third = parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    # the object held for tx 7 now pays more: a new one (an out-of-date memo would have
+    # handed back first's), the rest as held
+    assert third.txs[7] is not first.txs[7] and third.txs[7] is not second.txs[7]
+    assert all(a is b for i, (a, b) in enumerate(zip(first.txs, third.txs)) if i != 7)
+
+
+def test_a_memo_comes_with_its_templates_transactions_and_refs():
+    result = chain_result(10, seed=25)
+    interner = TxInterner()
+    parse_gbt(scan_reply(reply(result), interner), REGTEST, interner)
+    memo, txs, _ = interner.memo
+    raw = reply(result)
+    for args in ((interner.refs, None, memo), (interner.refs, None, memo, txs[:-1]),
+                 (None, None, memo, txs), (interner.refs, None, b"x", txs),
+                 (interner.refs, None, memo, tuple(txs))):
+        with pytest.raises(TypeError):
+            _gbtscan.scan(raw, *args)
 
 
 def test_wtxids_alike_in_their_first_bytes_are_not_taken_for_the_same():

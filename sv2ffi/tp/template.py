@@ -90,6 +90,11 @@ class TxInterner:
             if refs.get(ref.key) is ref:  # not a newer entry for the same wtxid
                 del refs[ref.key]
         self._gone = gone
+        #: counts ``add``: a memo is good only while nothing was added since it was kept
+        self.generation = 0
+        #: the last scanned getblocktemplate's rows (sources/gbt.py), as (memo, that
+        #: template's transactions, generation): the next scan matches against it in C
+        self.memo: Optional[tuple] = None
 
     def get(self, wtxid: bytes, fee: Optional[int], sigops: int, parents: tuple,
             make: Callable[[], TemplateTx]) -> TemplateTx:
@@ -108,6 +113,7 @@ class TxInterner:
         return None
 
     def add(self, t: TemplateTx) -> TemplateTx:
+        self.generation += 1
         ref = _Held(t, self._gone)
         ref.key = t.wtxid
         self.refs[t.wtxid] = ref

@@ -38,12 +38,16 @@ class ScannedGbt:
     row per transaction (hashes, fee, sigops, weight, parent positions, where its hex
     is in the reply), and the merkle trees of the untrimmed block."""
 
-    __slots__ = ("raw", "fields", "rows", "merkle_path", "witness_root", "totals", "matched")
+    __slots__ = ("raw", "fields", "rows", "merkle_path", "witness_root", "totals", "matched",
+                 "memo", "taken")
 
-    def __init__(self, raw: Union[bytes, bytearray], scanned: tuple):
+    def __init__(self, raw: Union[bytes, bytearray], scanned: tuple,
+                 taken: Optional[tuple] = None):
         self.raw = raw
+        #: (the interner matched against, its generation when the scan began)
+        self.taken = taken
         (self.fields, self.rows, self.merkle_path, self.witness_root, self.totals,
-         self.matched) = scanned
+         self.matched, self.memo) = scanned
 
     def get(self, key: str, default=None):
         """A header field, as ``dict.get`` on the decoded result (longpollid, ...)."""
@@ -67,11 +71,20 @@ def scan_reply(raw: Union[bytes, bytearray],
                interner: Optional[TxInterner] = None) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or
     a shape the scanner leaves to the json module.  With the ``interner`` the template
-    will be parsed with, its live transactions are matched in C too (``matched``)."""
+    will be parsed with, its live transactions are matched in C too (``matched``): against
+    the last scanned template's rows where they still say what the interner holds
+    (nothing added to it since: ``TxInterner.memo``), against the objects otherwise."""
     if _gbtscan is None:
         return None
-    scanned = _gbtscan.scan(raw, None if interner is None else interner.refs)
-    return None if scanned is None else ScannedGbt(raw, scanned)
+    if interner is None:
+        scanned, taken = _gbtscan.scan(raw), None
+    else:
+        memo, taken = interner.memo, (interner, interner.generation)
+        if memo is not None and memo[2] == interner.generation:
+            scanned = _gbtscan.scan(raw, interner.refs, None, memo[0], memo[1])
+        else:
+            scanned = _gbtscan.scan(raw, interner.refs)
+    return None if scanned is None else ScannedGbt(raw, scanned, taken)
 
 
 def parse_gbt(j: Union[dict, ScannedGbt], network: btc.Network,
@@ -101,6 +114,12 @@ def parse_gbt(j: Union[dict, ScannedGbt], network: btc.Network,
     if scanned and rows_hold:  # the untrimmed block's trees and sums, already made in C
         tpl.full_trees = (tuple(j.merkle_path), j.witness_root)
         tpl.totals = j.totals
+        # the rows, for the next scan, when each of their wtxids maps to tpl's object: the
+        # scan matched against this interner, which took nothing since but this parse's
+        # new objects (a poll's scan on a pool thread can meet a tip's parse on the loop)
+        if j.memo is not None and j.taken is not None and j.taken[0] is interner and \
+                interner.generation == j.taken[1] + len(j.matched[1]):
+            interner.memo = (j.memo, tpl.txs, interner.generation)
     return tpl
 
 
