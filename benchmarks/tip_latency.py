@@ -11,7 +11,11 @@ and when the full template (the first one with transactions) followed.  Medians 
 Columns, all on the same node in the same run:
 - ``sv2ffi rpc``: ``sv2ffi tp --source rpc`` with ZMQ hashblock (always);
 - ``sv2ffi ipc``: ``sv2ffi tp --source ipc`` (when the node is a bitcoin-node with IPC);
-- ``sv2-tp``: stratum-mining/sv2-tp on the same bitcoin-node (when ``SV2FFI_SV2TP``).
+- ``sv2-tp``: stratum-mining/sv2-tp on the same bitcoin-node (when ``SV2FFI_SV2TP``);
+- ``baseline rpc``: with ``--baseline PYTHON``, the ``sv2ffi tp --source rpc`` of another
+  install (e.g. a worktree of an earlier commit, its ``.venv/bin/python``): a change's
+  before and after in the same runs, on the same node, which the host's drift between
+  invocations cannot fake.
 
 Five clocks start a tip: ``from connect`` (the clock of record with a real Core) is the
 block's connection in the node, the microsecond stamp of its ``UpdateTip`` log line,
@@ -73,6 +77,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -271,8 +276,8 @@ class CoreNode:
 
 
 class Sv2ffiTp:
-    def __init__(self, node, source: str, datadir: Path):
-        self.name = f"sv2ffi {source}"
+    def __init__(self, node, source: str, datadir: Path, python: Optional[str] = None):
+        self.name = f"sv2ffi {source}" if python is None else f"baseline {source}"
         self.port = free_port()
         datadir.mkdir(parents=True, exist_ok=True)
         args = ["tp", "--source", source, "--sv2-port", str(self.port), "--datadir",
@@ -290,7 +295,8 @@ class Sv2ffiTp:
                      "--zmq-hashblock", node.zmq]
         else:
             args += ["--ipcconnect", f"unix:{node.node.socket}"]
-        self.proc = subprocess.Popen(SV2FFI + args, stdout=subprocess.PIPE,
+        cmd = SV2FFI if python is None else [python, "-m", "sv2ffi"]
+        self.proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         threading.Thread(target=self._read_log, daemon=True).start()
         for line in self.proc.stdout:
@@ -468,6 +474,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mempool", type=int, default=500)
     ap.add_argument("--only", default="", help="comma-separated columns to run (e.g. "
                     "'sv2ffi rpc,sv2-tp'); default all that can run")
+    ap.add_argument("--baseline", metavar="PYTHON", help="an interpreter with another "
+                    "sv2ffi installed: its rpc TP runs too, as 'baseline rpc'")
     args = ap.parse_args(argv)
     counts = [int(x) for x in args.clients.split(",")]
     work = Path(tempfile.mkdtemp(prefix="sv2ffi-tiplat-"))
@@ -478,6 +486,8 @@ def main(argv=None) -> int:
     try:
         gbt = node_gbt(node, max(5, args.tips // 2))
         makers = [("sv2ffi rpc", lambda d: Sv2ffiTp(node, "rpc", d))]
+        if args.baseline:
+            makers.append(("baseline rpc", lambda d: Sv2ffiTp(node, "rpc", d, args.baseline)))
         if getattr(node, "ipc", False):
             makers.append(("sv2ffi ipc", lambda d: Sv2ffiTp(node, "ipc", d)))
             if SV2TP:

@@ -77,7 +77,8 @@ class TxInterner:
     Sources look a transaction up before building it (``get``), so a getblocktemplate
     poll of an unchanged mempool decodes no hex and allocates no transaction, and a
     thousand cached templates hold one copy of each transaction.  Entries vanish with the
-    last template that uses them (weak references)."""
+    last template that uses them (weak references); the memo of the last scanned
+    getblocktemplate (``memo``) holds that one template's transactions until the next."""
 
     def __init__(self):
         #: wtxid -> weak reference to the live TemplateTx.  A plain dict, not a
