@@ -13,10 +13,10 @@
 Both trust bitcoind's fee, weight, sigops, txid and wtxid for each transaction (the
 transactions are not re-parsed), and its ``default_witness_commitment`` for the untrimmed
 block (Core's commitment to those wtxids, which sv2-tp's templates carry as the node makes
-them too): one merkle tree less to hash after the reply (about 0.4 ms for 3,000
-transactions); a template trimmed for a client hashes its own.  Both reuse a transaction a live template already holds
-(``TxInterner``) without decoding its hex again, and tests/test_gbt_scan.py holds them to
-the same ``BlockTemplate`` for the same reply.
+them too): one merkle tree less to hash after the reply (0.35 ms in place for 3,000
+transactions); a template trimmed for a client hashes its own.  Both reuse a transaction
+a live template already holds (``TxInterner``) without decoding its hex again, and
+tests/test_gbt_scan.py holds them to the same ``BlockTemplate`` for the same reply.
 """
 
 from __future__ import annotations
