@@ -775,6 +775,17 @@ static int attr_is(slots_t *k, PyObject *obj, int i, int64_t want)
 }
 
 /* Row ``i``'s parents (the txids its depends name, sorted) against ``parents`` */
+/* Row ``t``'s parents as txids, sorted (as held objects keep them), into ``ids``
+ * (t->dep_count slots); ``txs`` and ``deps`` are the scan's, or a memo's, the row is in. */
+static void parent_ids(const tx_t *txs, const uint32_t *deps, const tx_t *t,
+                       const unsigned char **ids)
+{
+    for (size_t d = 0; d < t->dep_count; d++)
+        ids[d] = txs[deps[t->dep_start + d]].txid;
+    if (t->dep_count > 1)
+        qsort(ids, t->dep_count, sizeof *ids, cmp_wtxid);
+}
+
 static int parents_are(const scan_t *s, const tx_t *t, PyObject *parents)
 {
     if (!PyTuple_CheckExact(parents) || (size_t)PyTuple_GET_SIZE(parents) != t->dep_count)
@@ -782,10 +793,7 @@ static int parents_are(const scan_t *s, const tx_t *t, PyObject *parents)
     const unsigned char *one[1], **ids = one;
     if (t->dep_count > 1 && (ids = malloc(t->dep_count * sizeof *ids)) == NULL)
         return -1;
-    for (size_t d = 0; d < t->dep_count; d++)
-        ids[d] = s->txs[s->deps[t->dep_start + d]].txid;
-    if (t->dep_count > 1)
-        qsort(ids, t->dep_count, sizeof *ids, cmp_wtxid);
+    parent_ids(s->txs, s->deps, t, ids);
     int same = 1;
     for (size_t d = 0; d < t->dep_count && same; d++) {
         PyObject *p = PyTuple_GET_ITEM(parents, (Py_ssize_t)d);
@@ -922,7 +930,7 @@ static long memo_find(const memo_t *m, const unsigned char *wtxid)
 }
 
 /* Whether row ``t`` of this scan and row ``u`` of the memo name the same parents (their
- * txids, in any order: held objects keep them sorted); -1 for memory. */
+ * txids, in any order); -1 for memory. */
 static int memo_parents_same(const scan_t *s, const tx_t *t, const memo_t *m, const tx_t *u)
 {
     size_t n = t->dep_count;
@@ -930,22 +938,17 @@ static int memo_parents_same(const scan_t *s, const tx_t *t, const memo_t *m, co
         return 0;
     if (n == 0)
         return 1;
-    if (n == 1)
-        return memcmp(s->txs[s->deps[t->dep_start]].txid, m->txs[m->deps[u->dep_start]].txid,
-                      32) == 0;
-    const unsigned char **a = malloc(2 * n * sizeof *a), **b = a + n;
-    if (a == NULL)
+    const unsigned char *two[2], **a = two;
+    if (n > 1 && (a = malloc(2 * n * sizeof *a)) == NULL)
         return -1;
-    for (size_t d = 0; d < n; d++) {
-        a[d] = s->txs[s->deps[t->dep_start + d]].txid;
-        b[d] = m->txs[m->deps[u->dep_start + d]].txid;
-    }
-    qsort(a, n, sizeof *a, cmp_wtxid);
-    qsort(b, n, sizeof *b, cmp_wtxid);
+    const unsigned char **b = a + n;
+    parent_ids(s->txs, s->deps, t, a);
+    parent_ids(m->txs, m->deps, u, b);
     int same = 1;
     for (size_t d = 0; d < n && same; d++)
         same = memcmp(a[d], b[d], 32) == 0;
-    free(a);
+    if (a != two)
+        free(a);
     return same;
 }
 
