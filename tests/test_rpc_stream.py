@@ -320,3 +320,38 @@ def test_an_https_node_is_verified_and_a_large_reply_reads_whole_over_tls(tmp_pa
             await server.wait_closed()
 
     run(main())
+
+
+def test_on_reply_sees_each_whole_reply_before_the_awaiting_call_resumes(caplog):
+    """The tip watch acts on a waitfornewblock reply in the protocol callback that read
+    its last byte (``on_reply``), one loop iteration before its task resumes: the hook
+    gets every whole reply, errors included, as (status, body), before ``call`` returns
+    it; a hook that raises is logged and the call still gets its reply."""
+    async def main():
+        server, port, _ = await http_server(
+            lambda req, n: reply({"result": {"height": n}, "error": None, "id": req["id"]})
+            if n < 3 else reply({"result": None, "error": {"code": -8, "message": "no"},
+                                 "id": req["id"]}, b"500 Internal Server Error"))
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic dTpw")
+        seen, returned = [], []
+
+        def hook(status, body):
+            seen.append((status, json.loads(body).get("result"), len(returned)))
+            if len(seen) == 2:
+                raise RuntimeError("a hook's own bug")
+        s.on_reply = hook
+        try:
+            returned.append(await s.call("waitfornewblock", 100, timeout=5))
+            returned.append(await s.call("waitfornewblock", 100, timeout=5))
+            with pytest.raises(RpcError) as e:
+                await s.call("waitfornewblock", 100, timeout=5)
+            assert e.value.code == -8
+        finally:
+            s.close()
+            server.close()
+        # each reply reached the hook before its call returned (returned had n-1 entries)
+        assert seen == [(200, {"height": 1}, 0), (200, {"height": 2}, 1), (500, None, 2)]
+        assert returned == [{"height": 1}, {"height": 2}]
+    with caplog.at_level("ERROR", logger="sv2ffi.tp.rpc"):
+        run(main())
+    assert "handling a reply as it arrived failed" in caplog.text

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .. import fanout
 from ..connection import CERT_BACKDATE, Connection
@@ -152,14 +152,20 @@ class TpService:
 
     # ---- source events (Sink) ----------------------------------------------------------------
 
-    def on_tip(self, tip: TipInfo, *, reorg: bool = False) -> None:
+    def on_tip(self, tip: TipInfo, *, reorg: bool = False,
+               then: Optional[Callable[[], None]] = None) -> None:
         if not self._stopping:
-            self._new_tip(tip, reorg)
+            self._new_tip(tip, reorg, then)
+        elif then is not None:
+            then()
 
-    def _new_tip(self, tip: TipInfo, reorg: bool) -> None:
-        """The tip to every client in one pass.  No garbage collection runs during it: a
-        full collection of a TP with a thousand clients takes tens of milliseconds, which
-        would land on the clients written after it; it runs once the tip is out."""
+    def _new_tip(self, tip: TipInfo, reorg: bool,
+                 then: Optional[Callable[[], None]] = None) -> None:
+        """The tip to every client in one pass, then the source's ``then`` (its request
+        for the new tip's full template), then the bookkeeping.  No garbage collection
+        runs during it: a full collection of a TP with a thousand clients takes tens of
+        milliseconds, which would land on the clients written after it; it runs once the
+        tip is out."""
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -167,7 +173,7 @@ class TpService:
             eff = self.core.new_tip(tip, time.monotonic(), reorg=reorg)
             if self.core.tip is not before:  # not a late notification of an older block
                 self.metrics.on_new_tip(tip, eff)
-            self._dispatch(eff)
+            self._dispatch(eff, then)
         finally:
             if collecting:
                 gc.enable()
@@ -285,11 +291,16 @@ class TpService:
         self.clients.pop(sid, None)
         self._tell_constraints()
 
-    def _dispatch(self, eff: Effects) -> None:
+    def _dispatch(self, eff: Effects, then: Optional[Callable[[], None]] = None) -> None:
+        """The effects carried out; ``then`` (a source's request that must not delay the
+        tip, e.g. its full template) runs as soon as the clients are written to, before
+        any bookkeeping."""
+        if eff.sends:
+            self._write(eff.sends, then)
+        elif then is not None:
+            then()
         if not eff:
             return
-        if eff.sends:
-            self._write(eff.sends)
         for sid, reason in eff.closes:
             c = self.clients.get(sid)
             if c is not None:
@@ -299,7 +310,7 @@ class TpService:
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
 
-    def _write(self, sends: list) -> None:
+    def _write(self, sends: list, then: Optional[Callable[[], None]] = None) -> None:
         """Every client's messages in one write each: a message is encoded once, split
         into header and payload once, and sealed per client; the clients are written to
         first, the bookkeeping (metrics) comes after.  Clients that get the same messages
@@ -333,6 +344,8 @@ class TpService:
                     unwritten.add(sid)
                 else:
                     self._write_one(c, [split[m] for m in k], unwritten)
+        if then is not None:
+            then()
         self.metrics.on_written(sends, unwritten)
 
     def _write_one(self, c: ClientProtocol, frames: list, unwritten: set) -> None:

@@ -2,7 +2,8 @@
 
 A source produces two kinds of events for the TP service (``sink``):
 ``sink.on_tip(TipInfo)`` as soon as a new best block is known (the fast path: only
-SetNewPrevHash depends on it) and ``sink.on_template(BlockTemplate)`` whenever a full
+SetNewPrevHash depends on it; its ``then`` runs once the clients are written to, for a
+source's own request that must not delay them) and ``sink.on_template(BlockTemplate)`` whenever a full
 template is available.  ``submit_block`` hands a solved, already persisted block back to
 the node.  Sources run on the service's event loop; sinks are plain methods.
 
@@ -16,14 +17,15 @@ runs another chain than configured) calls ``sink.on_fatal(error)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from ..core import TipInfo
 from ..template import BlockTemplate
 
 
 class Sink(Protocol):
-    def on_tip(self, tip: TipInfo, *, reorg: bool = False) -> None: ...
+    def on_tip(self, tip: TipInfo, *, reorg: bool = False,
+               then: Optional[Callable[[], None]] = None) -> None: ...
 
     def on_template(self, tpl: BlockTemplate, *, reorg: bool = False) -> None: ...
 

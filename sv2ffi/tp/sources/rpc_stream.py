@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Awaitable, Callable, Optional, Union
 
 from ...errors import RpcError
+
+log = logging.getLogger("sv2ffi.tp.rpc")
 
 #: a waitfornewblock reply is under 200 bytes; anything far bigger is not bitcoind's
 MAX_REPLY = 1 << 20
@@ -148,6 +151,12 @@ class _ReplyReader(asyncio.BufferedProtocol):
             self.stream.last_byte_at = time.monotonic()
         body, self._body = self._body, None
         self._reply = (self._status, body)
+        stream = self.stream
+        if stream is not None and stream.on_reply is not None:
+            try:
+                stream.on_reply(self._status, body)
+            except Exception:  # the awaiting task still gets the reply
+                log.exception("handling a reply as it arrived failed")
         if self._close_after:
             self.closed = True
             self.transport.close()
@@ -195,6 +204,10 @@ class RpcStream:
         #: closes a keep-alive connection after -rpcservertimeout, 30 s by default; blocks
         #: come minutes apart), so ``send_now`` finds one open
         self.keep_warm = keep_warm
+        #: called with (HTTP status, body) in the protocol callback that read a reply's
+        #: last byte, before the awaiting task resumes with the same reply (the tip
+        #: watch: a new block's SetNewPrevHash one loop iteration sooner); must not block
+        self.on_reply: Optional[Callable[[int, bytearray], None]] = None
         self._reopen: Optional[asyncio.Task] = None
         self.reopened = 0
 
