@@ -49,13 +49,17 @@ from typing import Optional
 
 from .. import bitcoin as btc
 from ..errors import BlockRejectedError, ProtocolViolationError
+from ..framing import encode_message
 from ..messages import (CoinbaseOutputConstraints, Message, RequestExtensions,
                         RequestExtensionsError, RequestTransactionData,
                         RequestTransactionDataError, RequestTransactionDataSuccess,
                         SetupConnection, SetupConnectionError, SetupConnectionSuccess,
                         SubmitSolution)
-from ..schema import ERROR_CODES, PROTOCOL_VERSION
+from ..schema import ERROR_CODES, FRAME_HEADER_SIZE, PROTOCOL_VERSION
 from .template import BlockTemplate, Constraints, ServedTemplate, Work, select_transactions
+
+#: where a NewTemplate's template_id (its first field, U64) sits in its frame
+_ID_AT = FRAME_HEADER_SIZE
 
 log = logging.getLogger("sv2ffi.tp")
 
@@ -110,12 +114,15 @@ class Solution:
 class Effects:
     """What the adapter must do after an event, in order."""
 
-    __slots__ = ("sends", "closes", "solutions")
+    __slots__ = ("sends", "closes", "solutions", "frames")
 
     def __init__(self):
         self.sends: list = []  # (session id, Message)
         self.closes: list = []  # (session id, reason)
         self.solutions: list = []  # Solution
+        #: id(message) -> its whole plaintext frame, for messages of ``sends`` the core
+        #: encoded ahead of time (a tip's future NewTemplate); adapters encode the rest
+        self.frames: dict = {}
 
     def send(self, sid: int, msg: Message) -> None:
         self.sends.append((sid, msg))
@@ -124,6 +131,8 @@ class Effects:
         self.sends += other.sends
         self.closes += other.closes
         self.solutions += other.solutions
+        if other.frames:
+            self.frames.update(other.frames)
         return self
 
     def __bool__(self) -> bool:
@@ -203,6 +212,9 @@ class TemplateProviderCore:
         self._like: Optional[BlockTemplate] = None  # newest template of any tip
         #: the empty block for the height after the tip, built ahead of the next tip
         self._next_empty: Optional[Work] = None
+        #: (that work, its future NewTemplate's frame with template id 0): at the tip only
+        #: the id is written in, not the whole message encoded on the way to the clients
+        self._next_empty_frame: Optional[tuple] = None
         self._tip_empty: Optional[ServedTemplate] = None  # the tip's empty template
         self.cache: dict[int, ServedTemplate] = {}
         self.stale_since: dict[int, float] = {}
@@ -463,6 +475,11 @@ class TemplateProviderCore:
         st = self._tip_empty = self._cache(
             ServedTemplate(self._new_id(), work, now).activate(tip.prev_hash, tip.bits, tip.time))
         nt, snph = st.new_template(True), st.set_new_prev_hash()
+        pre = self._next_empty_frame
+        if pre is not None and pre[0] is work:
+            frame = pre[1]
+            eff.frames[id(nt)] = b"".join((frame[:_ID_AT], st.template_id.to_bytes(8, "little"),
+                                           frame[_ID_AT + 8:]))
         active = self.active_sessions
         for s in active:
             eff.send(s.sid, nt)
@@ -485,6 +502,11 @@ class TemplateProviderCore:
         if tip is not None and (self._next_empty is None
                                 or self._next_empty.height != tip.height + 1):
             self._next_empty = Work.empty(tip.height + 1, self._like_template(tip.height + 1))
+        work = self._next_empty
+        if work is not None and (self._next_empty_frame is None
+                                 or self._next_empty_frame[0] is not work):
+            self._next_empty_frame = (work, encode_message(
+                ServedTemplate(0, work, 0.0).new_template(True)))
 
     def _like_template(self, height: int) -> BlockTemplate:
         """Header version and coinbase form for empty work: the newest source template's."""

@@ -296,7 +296,7 @@ class TpService:
         tip, e.g. its full template) runs as soon as the clients are written to, before
         any bookkeeping."""
         if eff.sends:
-            self._write(eff.sends, then)
+            self._write(eff.sends, then, eff.frames)
         elif then is not None:
             then()
         if not eff:
@@ -310,7 +310,8 @@ class TpService:
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
 
-    def _write(self, sends: list, then: Optional[Callable[[], None]] = None) -> None:
+    def _write(self, sends: list, then: Optional[Callable[[], None]] = None,
+               frames: Optional[dict] = None) -> None:
         """Every client's messages in one write each: a message is encoded once, split
         into header and payload once, and sealed per client; the clients are written to
         first, the bookkeeping (metrics) comes after.  Clients that get the same messages
@@ -321,7 +322,9 @@ class TpService:
         for sid, msg in sends:
             mid = id(msg)
             if mid not in split:
-                encoded = encode_message(msg)
+                encoded = frames.get(mid) if frames else None
+                if encoded is None:
+                    encoded = encode_message(msg)
                 split[mid] = (encoded[:FRAME_HEADER_SIZE], encoded[FRAME_HEADER_SIZE:])
             k = keys.get(sid)
             keys[sid] = (mid,) if k is None else k + (mid,)
