@@ -695,11 +695,9 @@ class RpcSource(Source):
             except (KeyError, TypeError, ValueError):
                 continue
             noticed, self._announced_now = self._announced_now == h, None
-            if h != self._tip:
+            if h != self._tip:  # _tip_reply_now saw this reply and could not predict it
                 noticed = True
-                height = r.get("height")
-                if not (isinstance(height, int) and self._announce_predicted(h, height)):
-                    await self._fast_tip(h, "waitfornewblock")
+                await self._fast_tip(h, "waitfornewblock")
             if noticed and log.isEnabledFor(logging.DEBUG):  # the TP's share, for tracing
                 log.debug("tip %s noticed: waitfornewblock's last byte read at %.6f "
                           "(CLOCK_MONOTONIC); the watch's task resumed %.3f ms later",
