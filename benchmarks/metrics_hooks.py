@@ -53,7 +53,7 @@ def one_run(n: int, rounds: int) -> tuple[float, float]:
         t1 = time.perf_counter()
         metrics.on_new_tip(tip, eff)
         t2 = time.perf_counter()
-        metrics.on_written(eff.sends, set())  # as the service reports the writes
+        metrics.on_written(eff, set())  # as the service reports the writes
         t3 = time.perf_counter()
         assert any(isinstance(m, SetNewPrevHash) for _s, m in eff.sends)
         core_t += t1 - t0

@@ -116,13 +116,13 @@ class _TipFanout:
     Only the set of waiting clients is built before the writes start; who got which
     template is worked out from the effects once the last write is done."""
 
-    __slots__ = ("prev_hash", "height", "started", "pending", "sends", "dropped")
+    __slots__ = ("prev_hash", "height", "started", "pending", "effects", "dropped")
 
     def __init__(self, prev_hash: bytes, height: int, started: float, pending: set,
-                 sends: list):
+                 effects):
         self.prev_hash, self.height, self.started = prev_hash, height, started
         self.pending = pending
-        self.sends = sends
+        self.effects = effects  # spelled out per client only once the tip is written
         self.dropped: set = set()  # clients gone before their SetNewPrevHash was written
 
 
@@ -185,33 +185,44 @@ class TpMetrics:
         now = self.clock()
         self._finish_tip(incomplete=True)
         self.tip_height = tip.height
-        pending = {sid for sid, m in eff.sends if m.__class__ is SetNewPrevHash}
-        self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff.sends)
+        pending = eff.receivers_of(SetNewPrevHash)
+        self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff)
                      if pending else None)
         if not pending:  # nothing to wait for: the tip's line now (else once it is written)
             log.info("new tip %s: block height %d, no clients to send it to",
                      btc.hash_hex(tip.prev_hash), tip.height - 1)
 
-    def on_written(self, sends: list, unwritten: set) -> None:
-        """Messages were written to clients' sockets: ``sends`` as (sid, message), except
-        to the clients in ``unwritten`` (gone, or their write failed).  Called once per
-        event after all the writes, so counting never delays a client's write."""
+    def on_written(self, eff, unwritten: set) -> None:
+        """Messages were written to clients' sockets: the effects' ``fan`` and
+        ``unicasts``, except to the clients in ``unwritten`` (gone, or their write failed).
+        Called once per event after all the writes, so counting never delays a client's
+        write."""
         snph = future = other = 0
         t = self._tip
-        done = []
-        for sid, msg in sends:
-            if sid in unwritten:
-                continue
+        done: list = []
+
+        def count(msg, sids) -> None:
+            nonlocal snph, future, other
             cls = msg.__class__
             if cls is SetNewPrevHash:
-                snph += 1
+                snph += len(sids)
                 if t is not None and msg.prev_hash == t.prev_hash:
-                    done.append(sid)
+                    done.extend(sids)
             elif cls is NewTemplate:
                 if msg.future_template:
-                    future += 1
+                    future += len(sids)
                 else:
-                    other += 1
+                    other += len(sids)
+
+        if eff.fan is not None:
+            sids, msgs = eff.fan
+            if unwritten:
+                sids = [sid for sid in sids if sid not in unwritten]
+            for msg in msgs:
+                count(msg, sids)
+        for sid, msg in eff.unicasts:
+            if sid not in unwritten:
+                count(msg, (sid,))
         self.set_new_prev_hash_sent += snph
         self.templates_sent[True] += future
         self.templates_sent[False] += other
@@ -259,7 +270,7 @@ class TpMetrics:
         elapsed = self.clock() - t.started
         templates: Counter = Counter()  # (template id, constraints) -> clients written to
         waiting = t.pending | t.dropped
-        for sid, m in t.sends:
+        for sid, m in t.effects.sends:
             if m.__class__ is SetNewPrevHash and sid not in waiting:
                 c = self.clients.get(sid)
                 templates[m.template_id, c.constraints if c else None] += 1

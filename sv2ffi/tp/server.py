@@ -295,8 +295,8 @@ class TpService:
         """The effects carried out; ``then`` (a source's request that must not delay the
         tip, e.g. its full template) runs as soon as the clients are written to, before
         any bookkeeping."""
-        if eff.sends:
-            self._write(eff.sends, then, eff.frames)
+        if eff.fan is not None or eff.unicasts:
+            self._write(eff, then)
         elif then is not None:
             then()
         if not eff:
@@ -310,46 +310,62 @@ class TpService:
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
 
-    def _write(self, sends: list, then: Optional[Callable[[], None]] = None,
-               frames: Optional[dict] = None) -> None:
+    def _write(self, eff: Effects, then: Optional[Callable[[], None]] = None) -> None:
         """Every client's messages in one write each: a message is encoded once, split
         into header and payload once, and sealed per client; the clients are written to
-        first, the bookkeeping (metrics) comes after.  Clients that get the same messages
-        (a tip: every client) are sealed and written in one C pass (``sv2ffi.fanout``) when
-        it is built; otherwise one by one (``Connection.send_split``)."""
+        first, the bookkeeping (metrics) comes after.  The fan (a tip: every client the
+        same messages) goes first, in one C pass (``sv2ffi.fanout``) when it is built,
+        without any per-client step before it but the client's own key and nonces;
+        clients that get the same unicasts are grouped into passes the same way;
+        otherwise clients are written one by one (``Connection.send_split``)."""
+        frames = eff.frames
         split: dict = {}  # id(message) -> (header, payload)
-        keys: dict = {}  # sid -> the ids of its messages, in the order sent
-        for sid, msg in sends:
+
+        def parts(msg) -> tuple:
             mid = id(msg)
-            if mid not in split:
+            sp = split.get(mid)
+            if sp is None:
                 encoded = frames.get(mid) if frames else None
                 if encoded is None:
                     encoded = encode_message(msg)
-                split[mid] = (encoded[:FRAME_HEADER_SIZE], encoded[FRAME_HEADER_SIZE:])
-            k = keys.get(sid)
-            keys[sid] = (mid,) if k is None else k + (mid,)
+                sp = split[mid] = (encoded[:FRAME_HEADER_SIZE], encoded[FRAME_HEADER_SIZE:])
+            return sp
+
         unwritten: set = set()
-        if self._native_fanout:
-            passes: dict = {}  # message ids -> the sids that get exactly those
+        if eff.fan is not None:
+            sids, msgs = eff.fan
+            self._write_group(sids, [parts(m) for m in msgs], unwritten)
+        keys: dict = {}  # sid -> its unicast messages, in the order sent
+        for sid, msg in eff.unicasts:
+            k = keys.get(sid)
+            keys[sid] = (msg,) if k is None else k + (msg,)
+        if keys:
+            passes: dict = {}  # message ids -> (messages, the sids that get exactly those)
             for sid, k in keys.items():
-                group = passes.get(k)
+                ids = tuple(map(id, k))
+                group = passes.get(ids)
                 if group is None:
-                    passes[k] = [sid]
+                    passes[ids] = (k, [sid])
                 else:
-                    group.append(sid)
-            for k, sids in passes.items():
-                self._write_pass(sids, [split[m] for m in k], unwritten)
-        else:
-            clients = self.clients
-            for sid, k in keys.items():
-                c = clients.get(sid)
-                if c is None or c.closing:
-                    unwritten.add(sid)
-                else:
-                    self._write_one(c, [split[m] for m in k], unwritten)
+                    group[1].append(sid)
+            for k, sids in passes.values():
+                self._write_group(sids, [parts(m) for m in k], unwritten)
         if then is not None:
             then()
-        self.metrics.on_written(sends, unwritten)
+        self.metrics.on_written(eff, unwritten)
+
+    def _write_group(self, sids, frames: list, unwritten: set) -> None:
+        """Clients that get the same frames: one C pass when it is built, else one by one."""
+        if self._native_fanout:
+            self._write_pass(sids, frames, unwritten)
+            return
+        clients = self.clients
+        for sid in sids:
+            c = clients.get(sid)
+            if c is None or c.closing:
+                unwritten.add(sid)
+            else:
+                self._write_one(c, frames, unwritten)
 
     def _write_one(self, c: ClientProtocol, frames: list, unwritten: set) -> None:
         try:

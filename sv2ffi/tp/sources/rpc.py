@@ -24,6 +24,7 @@ import asyncio
 import base64
 import concurrent.futures
 import decimal
+import gc
 import http.client
 import json
 import logging
@@ -656,14 +657,21 @@ class RpcSource(Source):
         already switched).  Anything else is left to the task."""
         if code != 200 or not self._running:
             return
+        collecting = gc.isenabled()  # a full collection here would land on every client
+        gc.disable()
         try:
-            r = read_reply("waitfornewblock", code, raw)
-            h = btc.hash_from_hex(r["hash"])
-            height = r["height"]
-        except (RpcError, KeyError, TypeError, ValueError):
-            return
-        if h != self._tip and isinstance(height, int) and self._announce_predicted(h, height):
-            self._announced_now = h
+            try:
+                r = read_reply("waitfornewblock", code, raw)
+                h = btc.hash_from_hex(r["hash"])
+                height = r["height"]
+            except (RpcError, KeyError, TypeError, ValueError):
+                return
+            if (h != self._tip and isinstance(height, int)
+                    and self._announce_predicted(h, height)):
+                self._announced_now = h
+        finally:
+            if collecting:
+                gc.enable()
 
     async def _watch_loop(self, stream: RpcStream) -> None:
         takes_tip = True  # Core >= 29 accepts current_tip; older nodes get none
