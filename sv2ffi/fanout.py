@@ -11,11 +11,13 @@ Without the compiled module (no OpenSSL headers at build time) or with
 ``SV2FFI_NATIVE_FANOUT=0`` in the environment (to compare both in one benchmark run), the
 service keeps its Python path; ``sv2ffi config`` says which one is in use.
 
-A pass over many clients (256 or more per thread: a second thread from 512 clients) is
-shared by up to four threads, no more than the CPUs the process may use: at 1,000 clients
-the pass is mostly the kernel's loopback send, which one core does no faster; at 100 a
-second thread measured slower (``native/fanout.c``, PAR_MIN).  ``SV2FFI_FANOUT_THREADS=N``
-caps them (1: the calling thread only, to compare in one benchmark run).
+A pass over many clients (48 or more per thread: a second thread from 96 clients) is
+shared by up to four threads, no more than the CPUs the process may use: from 100
+clients the pass is mostly the kernel's loopback sends (25-35 us a client on a 2-core
+VM), which one core does no faster; at 100 clients beside a real node a second thread
+took the p99 from 7.8-9.9 to 5.9-7.5 ms (``native/fanout.c``, PAR_MIN).
+``SV2FFI_FANOUT_THREADS=N`` caps them (1: the calling thread only, to compare in one
+benchmark run).
 """
 
 from __future__ import annotations
@@ -81,4 +83,4 @@ def describe() -> str:
     return ("C (sv2ffi._fanout: OpenSSL ChaCha20-Poly1305 + send(2), one pass per tip, "
             + (f"at most {limit} thread{'s' if limit != 1 else ''}"
                f" (SV2FFI_FANOUT_THREADS={limit}))" if limit
-               else "on up to 4 threads from 512 clients, no more than the CPUs)"))
+               else "on up to 4 threads from 96 clients, no more than the CPUs)"))

@@ -22,7 +22,7 @@
  *   the outcome, as the ciphertext exists either way.
  *
  * A pass over many clients is shared by a few threads (see PAR_MIN), each taking the
- * next CHUNK clients until none is left: with 1,000 clients the pass is mostly the
+ * next CHUNK clients until none is left: with 100 or more clients the pass is mostly the
  * kernel's loopback send (10-25 us a client on the 2-core VM of issue 10), which one core
  * cannot do faster.  The clients are then written in about the list's order, not exactly
  * in it.  A thread that starts late (a vCPU woken) only takes fewer clients.
@@ -50,13 +50,18 @@
 #define NONCE_LEN 12
 #define MAX_UNIT 65535 /* an SV2 Noise message: 65,519 plaintext bytes + 16 tag */
 #define MAX_UNITS 64    /* a tip's pass has 4 (two frames' headers and payloads) */
-/* Threads: one per PAR_MIN clients of the pass (so a second one from 512 clients), at most
+/* Threads: one per PAR_MIN clients of the pass (so a second one from 96 clients), at most
  * MAX_THREADS, no more than the CPUs the process may use.  Measured on the 2-core VM of
- * issue 10 (benchmarks/tp.py, SV2FFI_FANOUT_THREADS=1 against the default, alternating):
- * at 100 clients a second thread made the slowest client later (the pass is 1.5 ms, and a
- * helper's vCPU woken or preempted mid-chunk holds the pass's end), at 1,000 it shortened
- * the pass (10.0 -> 7.7 ms for the pass alone over loopback TCP). */
-#define PAR_MIN 256
+ * issue 10 against a real bitcoin-node (benchmarks/tip_latency.py, 100 clients, 3,000-tx
+ * mempool, this build against one with PAR_MIN 256 in the same runs, five invocations,
+ * both column orders): a second thread brought the p99 from the node's tip signal from
+ * 7.8-9.9 to 5.9-7.5 ms and the p50 from 3.8-4.5 to 3.3-3.6 (the pass there is 2-4 ms of
+ * loopback sends, 25-35 us a client, while the node's own threads wake up beside it).
+ * benchmarks/tp.py (no node; the TP and the clients alone) found it a draw at 100
+ * clients (slowest client 3.14 against 2.94 ms, p50 1.46 against 1.68, medians of three),
+ * and at 1,000 a second thread shortened the pass (10.0 -> 7.7 ms for the pass alone over
+ * loopback TCP). */
+#define PAR_MIN 48
 #define MAX_THREADS 4
 #define CHUNK 4 /* clients a thread takes at a time */
 #define HELPER_STACK (256 * 1024)
