@@ -220,6 +220,52 @@ def test_a_tp_sends_its_tips_through_the_c_pass_and_clients_decode_them(tmp_path
     assert calls and max(calls) == 30, calls  # a tip: every client in one pass
 
 
+def test_a_tips_pass_takes_nonces_from_the_kept_cipher_and_fails_only_a_client_out_of_them(
+        tmp_path):
+    """The pass reads each client's socket and sending cipher from ``ClientProtocol.direct``
+    (kept since its handshake) and takes the nonces there, as ``reserve_nonces`` does: the
+    connection's own next message continues from them.  A client with fewer nonces left
+    than the tip needs is failed as ``reserve_nonces`` fails it, alone; the others get
+    the tip."""
+    src = RegtestSource(mempool_interval=0, initial_txs=3, seed=5)
+    svc = TpService(src, datadir=tmp_path, config=TpConfig(max_clients=8))
+    tp = TpThread(svc).start()
+    chain = src.chain
+
+    async def main():
+        clients = [await TdpClient.connect("127.0.0.1", tp.port,
+                                           authority_pubkey=tp.authority_pubkey, timeout=T)
+                   for _ in range(3)]
+        for c in clients:
+            await c.wait_for(SetNewPrevHash, T)
+        kept = tp.call(lambda: [(c.sid, c.direct[1] is c.conn.send_cipher, c.direct[1].nonce)
+                                for c in svc.clients.values()])
+        assert len(kept) == 3 and all(same for _, same, _ in kept)
+        doomed = kept[0][0]
+        tp.call(lambda: setattr(svc.clients[doomed].direct[1], "nonce", MAX_NONCE - 3))
+        tp.call(chain.generate, 1)
+        tip = tp.call(lambda: chain.tip_hash)
+        for c in clients[1:]:
+            fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+            snph = await c.recv(T)
+            assert snph.template_id == fut.template_id and snph.prev_hash == tip
+        for _ in range(100 * T):
+            if doomed not in tp.call(lambda: list(svc.clients)):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the client out of nonces was not dropped")
+        after = tp.call(lambda: {c.sid: c.direct[1].nonce for c in svc.clients.values()})
+        assert after == {sid: n + 4 for sid, _, n in kept[1:]}  # two frames, four messages
+        for c in clients:
+            await c.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+    finally:
+        tp.stop()
+
+
 def test_switched_off_by_the_environment(monkeypatch):
     monkeypatch.setenv("SV2FFI_NATIVE_FANOUT", "0")
     assert not fanout.enabled()

@@ -117,6 +117,13 @@ class ClientProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._write_paused = False
         self._fd = -1  # the socket's descriptor, for sv2ffi.fanout's direct writes
+        #: (fd, sending CipherState) once the handshake is done on an encrypted connection:
+        #: what a tip's pass needs of this client, in one place (``TpService._write_pass``)
+        self.direct: Optional[tuple] = None
+        #: bytes may wait in the transport (set by every write that left some; cleared
+        #: by the tip's pass once the transport says none): most clients' transports are
+        #: then never touched on a tip's way to the sockets
+        self.queued = False
 
     # ---- asyncio.Protocol ------------------------------------------------------------------
 
@@ -153,8 +160,13 @@ class ClientProtocol(asyncio.Protocol):
             return
         if out:
             self.transport.write(out)
+            if self.transport.get_write_buffer_size():
+                self.queued = True
         if not was_established and conn.is_established:
             self.listener.handshakes_ok += 1
+            cipher = conn.send_cipher
+            if cipher is not None and self._fd >= 0:
+                self.direct = (self._fd, cipher)
             self._cancel_timer()
             lim = self.listener.limits
             self._timer = asyncio.get_running_loop().call_later(
@@ -215,7 +227,10 @@ class ClientProtocol(asyncio.Protocol):
             return False
         t = self.transport
         t.write(data)
-        if t.get_write_buffer_size() > self.listener.limits.write_max:
+        waiting = t.get_write_buffer_size()
+        if waiting:
+            self.queued = True
+        if waiting > self.listener.limits.write_max:
             self.abort(f"not reading: more than {self.listener.limits.write_max} bytes "
                        "waiting to be sent")
             return False
