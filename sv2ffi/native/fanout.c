@@ -53,10 +53,12 @@
 /* Threads: one per PAR_MIN clients of the pass (so a second one from 96 clients), at most
  * MAX_THREADS, no more than the CPUs the process may use.  Measured on the 2-core VM of
  * issue 10 against a real bitcoin-node (benchmarks/tip_latency.py, 100 clients, 3,000-tx
- * mempool, this build against one with PAR_MIN 256 in the same runs, five invocations,
+ * mempool, this build against one with PAR_MIN 256 in the same runs, six invocations,
  * both column orders): a second thread brought the p99 from the node's tip signal from
- * 7.8-9.9 to 5.9-7.5 ms and the p50 from 3.8-4.5 to 3.3-3.6 (the pass there is 2-4 ms of
- * loopback sends, 25-35 us a client, while the node's own threads wake up beside it).
+ * 7.8-9.9 to 5.9-7.5 ms and the p50 from 3.8-4.5 to 3.3-3.6 in five of them, and was
+ * behind in the sixth (7.5 against 6.4); medians of the six 6.5 against 8.1 ms (the
+ * pass there is 2-4 ms of loopback sends, 25-35 us a client, while the node's own
+ * threads wake up beside it).
  * benchmarks/tp.py (no node; the TP and the clients alone) found it a draw at 100
  * clients (slowest client 3.14 against 2.94 ms, p50 1.46 against 1.68, medians of three),
  * and at 1,000 a second thread shortened the pass (10.0 -> 7.7 ms for the pass alone over
