@@ -186,6 +186,25 @@ def test_reserve_nonces_takes_them_and_refuses_past_the_last():
     assert server.error is not None  # the connection is failed, as send_split would
 
 
+async def _working_clients(tp, n: int) -> list:
+    """``n`` clients connected to ``tp``, each holding its first work."""
+    clients = [await TdpClient.connect("127.0.0.1", tp.port,
+                                       authority_pubkey=tp.authority_pubkey, timeout=T)
+               for _ in range(n)]
+    for c in clients:
+        await c.wait_for(SetNewPrevHash, T)
+    return clients
+
+
+async def _each_gets_the_tip(clients: list, tip: bytes) -> None:
+    """Every client's next future NewTemplate, then the SetNewPrevHash that activates it
+    on ``tip``."""
+    for c in clients:
+        fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
+        snph = await c.recv(T)
+        assert snph.template_id == fut.template_id and snph.prev_hash == tip
+
+
 def test_a_tp_sends_its_tips_through_the_c_pass_and_clients_decode_them(tmp_path, monkeypatch):
     calls = []
     real = fanout.seal_send
@@ -198,18 +217,10 @@ def test_a_tp_sends_its_tips_through_the_c_pass_and_clients_decode_them(tmp_path
     chain = src.chain
 
     async def main():
-        clients = [await TdpClient.connect("127.0.0.1", tp.port,
-                                           authority_pubkey=tp.authority_pubkey, timeout=T)
-                   for _ in range(30)]
-        for c in clients:
-            await c.wait_for(SetNewPrevHash, T)
+        clients = await _working_clients(tp, 30)
         for _ in range(3):
             tp.call(chain.generate, 1)
-            for c in clients:
-                fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
-                snph = await c.recv(T)
-                assert snph.template_id == fut.template_id
-                assert snph.prev_hash == tp.call(lambda: chain.tip_hash)
+            await _each_gets_the_tip(clients, tp.call(lambda: chain.tip_hash))
         for c in clients:
             await c.close()
 
@@ -233,22 +244,14 @@ def test_a_tips_pass_takes_nonces_from_the_kept_cipher_and_fails_only_a_client_o
     chain = src.chain
 
     async def main():
-        clients = [await TdpClient.connect("127.0.0.1", tp.port,
-                                           authority_pubkey=tp.authority_pubkey, timeout=T)
-                   for _ in range(3)]
-        for c in clients:
-            await c.wait_for(SetNewPrevHash, T)
+        clients = await _working_clients(tp, 3)
         kept = tp.call(lambda: [(c.sid, c.direct[1] is c.conn.send_cipher, c.direct[1].nonce)
                                 for c in svc.clients.values()])
         assert len(kept) == 3 and all(same for _, same, _ in kept)
         doomed = kept[0][0]
         tp.call(lambda: setattr(svc.clients[doomed].direct[1], "nonce", MAX_NONCE - 3))
         tp.call(chain.generate, 1)
-        tip = tp.call(lambda: chain.tip_hash)
-        for c in clients[1:]:
-            fut = await c.wait_for(NewTemplate, T, lambda m: m.future_template)
-            snph = await c.recv(T)
-            assert snph.template_id == fut.template_id and snph.prev_hash == tip
+        await _each_gets_the_tip(clients[1:], tp.call(lambda: chain.tip_hash))
         for _ in range(100 * T):
             if doomed not in tp.call(lambda: list(svc.clients)):
                 break
