@@ -29,7 +29,6 @@ from ..errors import InvalidValueError, ProtocolViolationError, Sv2Error
 from ..framing import encode_message
 from ..keys import Certificate, DatadirKeys, load_datadir_keys
 from ..messages import SetupConnectionError
-from ..noise import MAX_NONCE
 from ..schema import ERROR_CODES, FRAME_HEADER_SIZE
 from .core import Effects, SessionState, Solution, TemplateProviderCore, TipInfo, TpConfig
 from .listener import WRITE_TIMEOUT, ClientProtocol, Limits, TpListener
@@ -381,38 +380,16 @@ class TpService:
     def _write_pass(self, sids, frames: list, unwritten: set) -> None:
         """Clients getting the same frames, sealed and sent in one C call.  A client whose
         transport still holds bytes (they must go first), an unencrypted one, or frames
-        that need more than one Noise message each, take the one-by-one path.
-
-        Per client this reads only what the pass needs, kept together on the client
-        (``ClientProtocol.direct``: its socket and sending cipher; ``queued``): at 1,000
-        clients, going through each client's transport and connection objects for them
-        (``direct_target``) took 2.6-4.2 ms before the first send, mostly cache misses on
-        a busy host.  The nonces are taken as ``Connection.reserve_nonces`` takes them;
-        a client that has too few left goes through it, and fails as it says."""
+        that need more than one Noise message each, take the one-by-one path."""
         clients = self.clients
         units = fanout.units(frames)
         count = len(units) if units is not None else 0
         targets, members = [], []
-        last = MAX_NONCE - count
         for sid in sids:
             c = clients.get(sid)
             if c is None or c.closing:
                 unwritten.add(sid)
                 continue
-            d = c.direct
-            if d is not None and count:
-                if c.queued:
-                    if c.transport.get_write_buffer_size():
-                        self._write_one(c, frames, unwritten)
-                        continue
-                    c.queued = False
-                cipher = d[1]
-                first = cipher.nonce
-                if first <= last:
-                    cipher.nonce = first + count
-                    targets.append((d[0], cipher.key, first))
-                    members.append(c)
-                    continue
             try:
                 target = c.direct_target(count) if count else None
             except Sv2Error as e:  # nonces exhausted: that client only
