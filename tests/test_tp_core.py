@@ -252,6 +252,31 @@ def test_a_tip_is_one_fan_entry_for_every_client_not_one_send_each():
     assert not empty and empty.extend(first).fan == first.fan and empty
 
 
+def test_a_templates_log_line_is_a_note_for_after_the_clients_write(caplog):
+    """The core does not log a built template itself: its INFO line is a note in the
+    effects (``Effects.notes``), which the service writes once the clients' NewTemplate is
+    sent (issue 10: formatted and written to the log's stream first, the line held a full
+    template back 0.1-0.4 ms); notes travel with ``extend``, and ``write_notes`` logs them
+    once."""
+    import logging
+    from sv2ffi.tp.core import Effects
+    h = Harness()
+    sid = h.connect()
+    h.chain.add_random_transactions(5)
+    with caplog.at_level(logging.INFO, logger="sv2ffi.tp"):
+        eff = h.core.new_template(h.chain.block_template(), h.now)
+        assert eff.sends and not [r for r in caplog.records if "template id=" in r.message]
+        merged = Effects().extend(eff)
+        assert len(merged.notes) == 1 and merged.notes[0][0] == logging.INFO
+        merged.write_notes()
+        merged.write_notes()
+    lines = [r.message for r in caplog.records if "template id=" in r.message]
+    assert len(lines) == 1 and "clients=1" in lines[0]
+    assert merged.notes == []
+    h.apply(eff)
+    assert sid in h.inbox
+
+
 def test_equal_constraints_share_templates_and_trimming_respects_each_client():
     h = Harness(block_max_weight=60_000)
     h.chain.add_random_transactions(80, sigops_every=4)

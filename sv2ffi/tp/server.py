@@ -299,6 +299,8 @@ class TpService:
             self._write(eff, then)
         elif then is not None:
             then()
+        if eff.notes:
+            eff.write_notes()
         if not eff:
             return
         for sid, reason in eff.closes:
