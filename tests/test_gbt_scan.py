@@ -21,7 +21,7 @@ from sv2ffi import bitcoin as btc
 from sv2ffi.errors import InvalidTemplateError
 from sv2ffi.tp.regtest import RegtestChain
 from sv2ffi.tp.regtest_rpc import RegtestRpcServer
-from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, scan_reply
+from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, read_ahead, scan_reply
 from sv2ffi.tp.template import TxInterner
 
 _gbtscan = pytest.importorskip("sv2ffi._gbtscan", reason="sv2ffi._gbtscan not built (no "
@@ -454,3 +454,86 @@ def test_matching_in_c_reuses_exactly_what_the_python_reader_reuses(pair):
     d1 = parse_gbt(json.loads(raw1)["result"], REGTEST, decoded)
     d2 = parse_gbt(json.loads(raw2)["result"], REGTEST, decoded)
     assert reuse_pattern(d1, d2) == reuse_pattern(b1, b2)  # the json road's reuse too
+
+
+# ---- read ahead: the transactions read while the reply arrives (``read_ahead``) ---------
+
+def arrived(raw: bytes, cuts) -> tuple:
+    """``raw`` arriving into its buffer in pieces ending at ``cuts``, read ahead after each
+    piece as the rpc source's reader does: (the buffer, the last state)."""
+    buf, state, got = bytearray(len(raw)), None, 0
+    for cut in sorted({c for c in cuts if 0 < c <= len(raw)}):
+        buf[got:cut] = raw[got:cut]
+        got = cut
+        state = read_ahead(buf, state, got)
+    buf[got:] = raw[got:]
+    return buf, state
+
+
+def scanned_as(s):
+    return None if s is None else (s.fields, s.rows, s.merkle_path, s.witness_root, s.totals)
+
+
+def test_a_reply_read_ahead_in_pieces_scans_as_the_whole_reply():
+    raw = reply(chain_result(300))
+    want = scanned_as(scan_reply(raw))
+    for step in (1 << 10, 1 << 14, 1 << 16, len(raw) - 1, len(raw)):
+        buf, state = arrived(raw, range(step, len(raw) + step, step))
+        assert state is not None
+        assert scanned_as(scan_reply(buf, None, state)) == want, step
+    interner = TxInterner()
+    first = parse_gbt(scan_reply(raw, interner), REGTEST, interner)
+    buf, state = arrived(raw, range(4096, len(raw), 4096))
+    again = parse_gbt(scan_reply(buf, interner, state), REGTEST, interner)
+    same_template(first, again)
+    assert all(a is b for a, b in zip(first.txs, again.txs))  # matched as without it
+
+
+def test_the_scan_takes_the_items_read_ahead_over_once_and_only_from_their_buffer():
+    """The items read ahead are not read again (a byte changed behind them after they were
+    read shows through only once the state is used up), and a state from another buffer
+    is not used at all."""
+    raw = reply(chain_result(50))
+    fee = json.loads(raw)["result"]["transactions"][0]["fee"]
+    at = raw.index(b'"fee": %d' % fee) + len(b'"fee": ')
+    buf, state = arrived(raw, [len(raw) // 2])
+    other = bytearray(buf)
+    for b in (buf, other):
+        b[at:at + 1] = b"9" if raw[at:at + 1] != b"9" else b"8"
+    changed = int(bytes(buf[at:at + len(str(fee))]))
+    assert scan_reply(other, None, state).rows[0][2] == changed  # another buffer: ignored
+    assert scan_reply(buf, None, state).rows[0][2] == fee  # read ahead: taken over
+    assert scan_reply(buf, None, state).rows[0][2] == changed  # used up: read afresh
+
+
+def test_read_ahead_says_what_it_wants():
+    buf = bytearray(reply(_good()))
+    with pytest.raises(TypeError):
+        read_ahead(buf, object(), 5)
+    with pytest.raises(ValueError):
+        read_ahead(buf, None, len(buf) + 1)
+    with pytest.raises(TypeError):
+        scan_reply(buf, None, object())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_generated_and_broken_replies_read_ahead_scan_as_without(data):
+    """Whatever the bytes (generated replies, laid out every way, then some broken at
+    random) and wherever they are cut as they arrive, the scan with what was read ahead
+    says exactly what the scan of the whole reply says, declines included."""
+    raw = bytearray(reply(data.draw(results()),
+                          **data.draw(st.sampled_from([{}, {"indent": 1},
+                                                       {"separators": (",", ":")}]))))
+    for _ in range(data.draw(st.integers(min_value=0, max_value=3))):
+        at = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        if data.draw(st.booleans()):
+            raw[at] = data.draw(st.integers(min_value=0, max_value=255))
+        else:
+            del raw[at:at + data.draw(st.integers(min_value=1, max_value=20))]
+        if not raw:
+            raw = bytearray(b"{")
+    raw = bytes(raw)
+    cuts = data.draw(st.lists(st.integers(min_value=1, max_value=len(raw)), max_size=8))
+    buf, state = arrived(raw, cuts)
+    assert scanned_as(scan_reply(buf, None, state)) == scanned_as(scan_reply(raw))

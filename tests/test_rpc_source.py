@@ -599,7 +599,7 @@ def test_a_tip_template_the_scanner_declines_is_decoded_by_json_off_the_loop(tmp
     the scanner declines (here: every one, as if bitcoind wrote an unusual shape) goes to
     the json module on a pool thread, and the clients get the same full template."""
     from sv2ffi.tp.sources import rpc as rpc_mod
-    monkeypatch.setattr(rpc_mod, "scan_reply", lambda raw, interner=None: None)
+    monkeypatch.setattr(rpc_mod, "scan_reply", lambda raw, interner=None, ahead=None: None)
     node = Node(tmp_path, zmq=True)
     node.do(node.chain.add_random_transactions, 12)
     tp, src = make_tp(node, tmp_path, poll_interval=30)  # the kick, not a poll, fetches it

@@ -355,3 +355,43 @@ def test_on_reply_sees_each_whole_reply_before_the_awaiting_call_resumes(caplog)
     with caplog.at_level("ERROR", logger="sv2ffi.tp.rpc"):
         run(main())
     assert "handling a reply as it arrived failed" in caplog.text
+
+
+def test_a_long_body_is_read_ahead_as_it_arrives_and_the_state_goes_with_the_reply():
+    """A body of READ_AHEAD_MIN bytes or more is handed to ``read_ahead`` in the protocol
+    callback as it arrives (every READ_AHEAD_STEP bytes at least, never at its last byte,
+    which the reply's reader takes), and the state it returned last reaches ``read``; a
+    short one is not (a getblocktemplate reply's transactions are read while the rest of it
+    arrives: sources/gbt.py)."""
+    from sv2ffi.tp.sources import rpc_stream as rs
+
+    big = {"result": "x" * (rs.READ_AHEAD_MIN * 2), "error": None, "id": 1}
+
+    async def main():
+        server, port, _ = await http_server(
+            lambda req, n: reply(big if n == 1 else {"result": 1, "error": None, "id": 2}))
+        calls = []
+
+        def ahead(body, state, got):
+            calls.append((len(body), state, got))
+            return len(calls)
+
+        async def read(code, raw, state):
+            return code, len(raw), state
+
+        s = RpcStream("127.0.0.1", port, "/", lambda: b"Basic x")
+        s.read_ahead = ahead
+        try:
+            code, n, state = await s.call("getblocktemplate", timeout=5, read=read)
+            assert code == 200 and calls and state == len(calls)
+            assert all(size == n and prev == (i or None) and got < n
+                       for i, (size, prev, got) in enumerate(calls))
+            gots = [got for _, _, got in calls]
+            assert gots == sorted(gots) and all(b - a >= rs.READ_AHEAD_STEP
+                                                for a, b in zip(gots, gots[1:]))
+            calls.clear()
+            assert await s.call("x", timeout=5, read=read) == (200, 37, None) and not calls
+        finally:
+            s.close()
+            server.close()
+    run(main())

@@ -121,6 +121,8 @@ typedef struct {
     /* the trees' helper thread (HELPER_MIN_CPUS), while it may still run */
     pthread_t helper;
     int helping;
+    /* transactions read while the reply arrived (ahead()), taken over at "transactions" */
+    struct ahead_s *ahead;
 } scan_t;
 
 static void ws(js_t *j)
@@ -547,6 +549,139 @@ static int scan_tx(js_t *j, void *ctx)
     return 0;
 }
 
+/* ---- reading ahead: the transactions read while the reply still arrives ----
+ *
+ * A 3,000-transaction reply takes 1-2 ms to arrive and its scan as long again after the
+ * last byte.  ahead() reads the transactions array's whole items as far as the bytes go,
+ * each time more arrive (the rpc source calls it from the reply's read callback), and the
+ * scan of the whole reply takes those items over instead of reading them again.  It is
+ * the same reading: an item read whole (its closing brace in the bytes so far) reads the
+ * same from the whole reply, since nothing in an item looks past that brace; the scan
+ * still reads everything else, every separator included, and declines as it would have;
+ * an item the bytes cut short is read again once more of it is there (the whole item
+ * again: a hex string's closing quote is found with memchr before its digits are checked,
+ * so a long one cut short costs little).  The bytes read ahead must not change until the
+ * scan (the reader only writes past them). */
+typedef struct ahead_s {
+    const unsigned char *base; /* the buffer read, and its length: the scan checks both */
+    size_t len;
+    size_t arr_at;  /* offset of the transactions array's '[' (0: not found yet) */
+    size_t resume;  /* offset after '[' or after the last whole item read */
+    int gave_up;    /* not looked for further: no array where Core puts it, or taken */
+    scan_t s;       /* the items read: txs, deps, sums */
+} ahead_t;
+
+#define AHEAD_NAME "sv2ffi._gbtscan.ahead"
+/* how far into a reply the transactions array is looked for (Core writes it after six
+ * short members, a few hundred bytes in) */
+#define AHEAD_FIND_MAX 65536
+
+static void ahead_free(ahead_t *a)
+{
+    if (a != NULL) {
+        free(a->s.txs);
+        free(a->s.deps);
+        free(a);
+    }
+}
+
+static void ahead_capsule_free(PyObject *cap)
+{
+    ahead_free(PyCapsule_GetPointer(cap, AHEAD_NAME));
+}
+
+/* The offset of the result's transactions array in the bytes so far: >0 found, 0 not yet
+ * (cut short), -1 not there (give up). */
+static long find_txs_array(const unsigned char *base, size_t avail)
+{
+    js_t j = {base, base + avail};
+    if (!eat(&j, '{'))
+        return j.p == j.end ? 0 : -1;
+    for (;;) {
+        span_t k;
+        int escaped;
+        if (string_span(&j, &k, &escaped) != 0 || escaped || !eat(&j, ':'))
+            return 0;
+        if (key_is(k, "result")) {
+            if (!eat(&j, '{'))
+                return j.p == j.end ? 0 : -1;
+            for (;;) {
+                if (string_span(&j, &k, &escaped) != 0 || escaped || !eat(&j, ':'))
+                    return 0;
+                if (key_is(k, "transactions")) {
+                    ws(&j);
+                    if (j.p == j.end)
+                        return 0;
+                    return *j.p == '[' ? (long)(j.p - base) : -1;
+                }
+                if (skip_value(&j, 2) != 0)
+                    return 0;
+                if (!eat(&j, ','))
+                    return j.p == j.end ? 0 : -1; /* the result ended without it */
+            }
+        }
+        if (skip_value(&j, 1) != 0)
+            return 0;
+        if (!eat(&j, ','))
+            return j.p == j.end ? 0 : -1;
+    }
+}
+
+/* The whole items from a->resume on, up to avail. */
+static void ahead_items(ahead_t *a, const unsigned char *base, size_t avail)
+{
+    scan_t *s = &a->s;
+    js_t j = {base + a->resume, base + avail};
+    s->base = base;
+    for (;;) {
+        if (s->ntx > 0) {
+            ws(&j);
+            if (j.p == j.end || *j.p != ',')
+                return; /* more to come, or the array's end: the scan reads that */
+            j.p++;
+        }
+        ws(&j);
+        if (j.p == j.end || *j.p == ']')
+            return;
+        size_t ndep = s->ndep;
+        int64_t w = s->sum_weight, g = s->sum_sigops, f = s->sum_fee;
+        if (scan_tx(&j, s) != 0) { /* cut short (or not well formed: the scan will say) */
+            s->ndep = ndep;
+            s->sum_weight = w, s->sum_sigops = g, s->sum_fee = f;
+            if (s->oom)
+                a->gave_up = 1;
+            return;
+        }
+        a->resume = (size_t)(j.p - base);
+    }
+}
+
+/* The scan's items after the ones read ahead, as each_item would go on from there. */
+static int items_after_ahead(js_t *j, scan_t *s)
+{
+    ahead_t *a = s->ahead;
+    s->txs = a->s.txs, s->ntx = a->s.ntx, s->cap_tx = a->s.cap_tx;
+    s->deps = a->s.deps, s->ndep = a->s.ndep, s->cap_dep = a->s.cap_dep;
+    s->sum_weight = a->s.sum_weight, s->sum_sigops = a->s.sum_sigops;
+    s->sum_fee = a->s.sum_fee;
+    memset(&a->s, 0, sizeof a->s); /* the scan's now; the read-ahead is used up */
+    a->gave_up = 1;
+    s->ahead = NULL;
+    j->p = s->base + a->resume;
+    if (s->ntx > 0) {
+        if (!eat(j, ','))
+            return eat(j, ']') ? 0 : -1;
+    } else if (eat(j, ']')) {
+        return 0;
+    }
+    for (;;) {
+        if (scan_tx(j, s) != 0)
+            return -1;
+        if (!eat(j, ','))
+            return eat(j, ']') ? 0 : -1;
+    }
+}
+
 static int result_member(js_t *j, span_t k, void *ctx)
 {
     scan_t *s = ctx;
@@ -568,6 +703,9 @@ static int result_member(js_t *j, span_t k, void *ctx)
         if (s->have_txs)
             return -1;
         s->have_txs = 1;
+        ws(j);
+        if (s->ahead != NULL && (size_t)(j->p - s->base) == s->ahead->arr_at)
+            return items_after_ahead(j, s);
         return each_item(j, scan_tx, s);
     }
     return skip_value(j, 2);
@@ -1181,10 +1319,12 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     PyObject *memo_obj = nargs >= 4 && args[3] != Py_None ? args[3] : NULL,
-             *memo_txs = nargs >= 5 && args[4] != Py_None ? args[4] : NULL;
+             *memo_txs = nargs >= 5 && args[4] != Py_None ? args[4] : NULL,
+             *ahead_obj = nargs >= 6 && args[5] != Py_None ? args[5] : NULL;
     memo_t *memo = memo_obj != NULL && PyCapsule_IsValid(memo_obj, MEMO_NAME)
         ? PyCapsule_GetPointer(memo_obj, MEMO_NAME) : NULL;
-    if (nargs < 1 || nargs > 5 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
+    if (nargs < 1 || nargs > 6 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
+        (ahead_obj != NULL && !PyCapsule_IsValid(ahead_obj, AHEAD_NAME)) ||
         (nargs >= 2 && args[1] != Py_None && !PyDict_CheckExact(args[1])) ||
         (nargs >= 3 && args[2] != Py_None && !PyBool_Check(args[2])) ||
         (memo_obj != NULL) != (memo_txs != NULL) || (memo_obj != NULL && memo == NULL) ||
@@ -1193,9 +1333,9 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         (memo != NULL && (nargs < 2 || args[1] == Py_None))) {
         PyErr_SetString(PyExc_TypeError, "scan(reply: bytes | bytearray, refs: dict | None = "
                                          "None, helper: bool | None = None, memo=None, "
-                                         "memo_txs: list | None = None): a memo from an "
-                                         "earlier scan with a list of its rows' length, and "
-                                         "refs");
+                                         "memo_txs: list | None = None, ahead=None): a memo "
+                                         "from an earlier scan with a list of its rows' "
+                                         "length, and refs; ahead from ahead()");
         return NULL;
     }
     PyObject *refs = nargs >= 2 && args[1] != Py_None ? args[1] : NULL;
@@ -1210,6 +1350,11 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     memset(&s, 0, sizeof s);
     s.base = (const unsigned char *)view.buf;
     js_t j = {s.base, s.base + view.len};
+    if (ahead_obj != NULL) {
+        ahead_t *a = PyCapsule_GetPointer(ahead_obj, AHEAD_NAME);
+        if (!a->gave_up && a->arr_at != 0 && a->base == s.base && a->len == (size_t)view.len)
+            s.ahead = a; /* taken over at "transactions", once */
+    }
     int ok;
     Py_BEGIN_ALLOW_THREADS
     ok = scan_reply(&j, &s) == 0;
@@ -1240,9 +1385,72 @@ static PyObject *scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+static PyObject *ahead(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3 || !(PyBytes_Check(args[0]) || PyByteArray_Check(args[0])) ||
+        (args[1] != Py_None && !PyCapsule_IsValid(args[1], AHEAD_NAME)) ||
+        !PyLong_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "ahead(reply: bytes | bytearray, state, got: int): "
+                                         "state is None or what the last call returned");
+        return NULL;
+    }
+    Py_ssize_t got = PyLong_AsSsize_t(args[2]);
+    if (got == -1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) != 0)
+        return NULL;
+    if (got < 0 || got > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "ahead(): got must be within the reply's length");
+        return NULL;
+    }
+    PyObject *cap = args[1];
+    ahead_t *a;
+    if (cap == Py_None) {
+        if ((a = calloc(1, sizeof *a)) == NULL) {
+            PyBuffer_Release(&view);
+            return PyErr_NoMemory();
+        }
+        a->base = view.buf;
+        a->len = (size_t)view.len;
+        if ((cap = PyCapsule_New(a, AHEAD_NAME, ahead_capsule_free)) == NULL) {
+            free(a);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    } else {
+        a = PyCapsule_GetPointer(cap, AHEAD_NAME);
+        Py_INCREF(cap);
+    }
+    if (a->base != view.buf || a->len != (size_t)view.len)
+        a->gave_up = 1; /* another buffer than the one it began on */
+    if (!a->gave_up) {
+        Py_BEGIN_ALLOW_THREADS
+        if (a->arr_at == 0) {
+            long at = find_txs_array(a->base, (size_t)got);
+            if (at > 0)
+                a->arr_at = (size_t)at, a->resume = (size_t)at + 1;
+            else if (at < 0 || got >= AHEAD_FIND_MAX)
+                a->gave_up = 1;
+        }
+        if (a->arr_at != 0 && !a->gave_up)
+            ahead_items(a, a->base, (size_t)got);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&view);
+    return cap;
+}
+
 static PyMethodDef methods[] = {
+    {"ahead", (PyCFunction)(void (*)(void))ahead, METH_FASTCALL,
+     "ahead(reply, state, got) -> state: the transactions of a reply still arriving read as "
+     "far as its first ``got`` bytes go (state None at first, then what the last call "
+     "returned), for scan(..., ahead=state) to take over (see sv2ffi/native/gbtscan.c)."},
     {"scan", (PyCFunction)(void (*)(void))scan, METH_FASTCALL,
-     "scan(reply, refs=None, helper=None, memo=None, memo_txs=None) -> (fields, txs, "
+     "scan(reply, refs=None, helper=None, memo=None, memo_txs=None, ahead=None) -> "
+     "(fields, txs, "
      "merkle_path, witness_root, totals, matched, memo) or "
      "None: a getblocktemplate JSON-RPC reply read in C (see sv2ffi/native/gbtscan.c)."},
     {NULL, NULL, 0, NULL},

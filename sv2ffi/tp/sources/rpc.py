@@ -43,7 +43,7 @@ from ..core import TipInfo
 from ..template import TxInterner
 from . import Source
 from . import gbt
-from .gbt import ScannedGbt, parse_gbt, scan_reply
+from .gbt import ScannedGbt, parse_gbt, read_ahead, scan_reply
 from .rpc_stream import RpcStream, RpcTimeout, read_reply
 
 log = logging.getLogger("sv2ffi.tp.rpc")
@@ -276,6 +276,7 @@ class RpcSource(Source):
         self._gbt_stream = RpcStream(u.hostname, u.port, u.path, self._auth_header,
                                      tls=u.scheme == "https", max_reply=MAX_GBT_REPLY,
                                      keep_warm=True)
+        self._gbt_stream.read_ahead = read_ahead if gbt.scanner_built() else None
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
@@ -559,7 +560,7 @@ class RpcSource(Source):
             self._mempool_mark, self._refreshed_at = None, time.monotonic()
             again, self._kick_again, sent = self._kick_again, False, False
 
-    async def _read_gbt(self, code: int, raw: bytearray):
+    async def _read_gbt(self, code: int, raw: bytearray, ahead=None):
         """A getblocktemplate reply from the tip's connection.  The C scanner reads it
         here, on the event loop: about 1 ms per 1,000 transactions, once per block, during
         which the loop waits (the scanner releases the interpreter for other threads).
@@ -567,8 +568,9 @@ class RpcSource(Source):
         clients' full template (30 tips, 3,000 transactions: its reading 4.15 -> 3.5 ms
         median), and the scan's matching held the interpreter, hence the loop, anyway.
         The json module, the fallback for replies the scanner declines, runs on a pool
-        thread: it would hold the loop for tens of milliseconds."""
-        scanned = scan_reply(raw, self._interner) if code == 200 else None
+        thread: it would hold the loop for tens of milliseconds.  ``ahead``: the
+        transactions the scanner read while the reply arrived (``gbt.read_ahead``)."""
+        scanned = scan_reply(raw, self._interner, ahead) if code == 200 else None
         if scanned is None:
             scanned = await asyncio.get_running_loop().run_in_executor(
                 self._pool, read_reply, "getblocktemplate", code, raw)

@@ -25,6 +25,10 @@ log = logging.getLogger("sv2ffi.tp.rpc")
 #: a waitfornewblock reply is under 200 bytes; anything far bigger is not bitcoind's
 MAX_REPLY = 1 << 20
 MAX_HEADERS = 1 << 14
+#: a body this long is read ahead as it arrives (``RpcStream.read_ahead``), each time at
+#: least READ_AHEAD_STEP more bytes are in
+READ_AHEAD_MIN = 1 << 18
+READ_AHEAD_STEP = 1 << 16
 
 
 class RpcTimeout(RpcError):
@@ -51,6 +55,8 @@ class _ReplyReader(asyncio.BufferedProtocol):
         self._status = 0
         self._close_after = False
         self._reply: Optional[tuple] = None  # a whole reply nobody awaits yet
+        self._ahead = None  # the stream's read_ahead state for the body being read
+        self._ahead_at = 0  # the bytes it has seen
         self._error: Optional[BaseException] = None
         self._waiter: Optional[asyncio.Future] = None
 
@@ -66,6 +72,8 @@ class _ReplyReader(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self._body is not None:
             self._got += nbytes
+            if self._got - self._ahead_at >= READ_AHEAD_STEP and self._got < len(self._body):
+                self._read_ahead()
         else:
             self._head_len += nbytes
             try:
@@ -76,6 +84,19 @@ class _ReplyReader(asyncio.BufferedProtocol):
                 return
         if self._got == len(self._body):
             self._finish()
+
+    def _read_ahead(self) -> None:
+        """The body so far to the stream's ``read_ahead`` (while the rest is on its way,
+        the loop has nothing else to do); a failure only ends the reading ahead."""
+        stream = self.stream
+        self._ahead_at = self._got
+        if stream is None or stream.read_ahead is None or len(self._body) < READ_AHEAD_MIN:
+            return
+        try:
+            self._ahead = stream.read_ahead(self._body, self._ahead, self._got)
+        except Exception as e:  # e.g. MemoryError: the reply is read after its last byte
+            log.debug("reading a reply ahead failed: %r", e)
+            self._ahead, self._ahead_at = None, len(self._body)
 
     def eof_received(self) -> bool:
         self._fail(ConnectionResetError("the node closed the connection"))
@@ -90,7 +111,8 @@ class _ReplyReader(asyncio.BufferedProtocol):
 
     # the stream's side
     async def reply(self) -> tuple:
-        """The next reply: (HTTP status, body as a bytearray of its own)."""
+        """The next reply: (HTTP status, body as a bytearray of its own, the state the
+        stream's ``read_ahead`` left, or None)."""
         if self._reply is None and self._error is None:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -150,7 +172,8 @@ class _ReplyReader(asyncio.BufferedProtocol):
         if self.stream is not None:
             self.stream.last_byte_at = time.monotonic()
         body, self._body = self._body, None
-        self._reply = (self._status, body)
+        self._reply = (self._status, body, self._ahead)
+        self._ahead, self._ahead_at = None, 0
         stream = self.stream
         if stream is not None and stream.on_reply is not None:
             try:
@@ -168,7 +191,7 @@ class _ReplyReader(asyncio.BufferedProtocol):
         if self._error is None:
             self._error = exc
         if self._body is not None:  # the node went away mid-reply
-            self._body = None
+            self._body, self._ahead = None, None
             self._error = ConnectionResetError("the connection ended inside a reply")
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
@@ -182,9 +205,10 @@ class RpcStream:
     ``send_now`` writes a request without awaiting anything, so a call can leave in the
     same callback as the event that asks for it (a new tip's getblocktemplate goes out
     with the tip, not a loop iteration and a thread hop later); ``call(..., sent=True)``
-    then reads its reply.  ``read`` (an awaitable taking the HTTP status and body) turns a
-    reply (a bytearray, the caller's to keep) into a result its own way (sources/rpc.py: a getblocktemplate reply through the C
-    scanner, or json on a pool thread); by default the json module reads it here."""
+    then reads its reply.  ``read`` (an awaitable taking the HTTP status, the body and what
+    ``read_ahead`` made of it as it arrived) turns a reply (a bytearray, the caller's to
+    keep) into a result its own way (sources/rpc.py: a getblocktemplate reply through the
+    C scanner, or json on a pool thread); by default the json module reads it here."""
 
     def __init__(self, host: str, port: int, path: str, auth_header: Callable[[], bytes],
                  *, tls: bool = False, max_reply: int = MAX_REPLY, keep_warm: bool = False):
@@ -208,6 +232,11 @@ class RpcStream:
         #: last byte, before the awaiting task resumes with the same reply (the tip
         #: watch: a new block's SetNewPrevHash one loop iteration sooner); must not block
         self.on_reply: Optional[Callable[[int, bytearray], None]] = None
+        #: called with (body, its last state or None, bytes in) as a long body
+        #: (READ_AHEAD_MIN) arrives, in the protocol callback, returning its next state;
+        #: the last one goes to ``call``'s ``read`` (a getblocktemplate reply's
+        #: transactions read while the rest arrives: sources/gbt.py, ``read_ahead``)
+        self.read_ahead: Optional[Callable[[bytearray, object, int], object]] = None
         self._reopen: Optional[asyncio.Task] = None
         self.reopened = 0
 
@@ -225,7 +254,7 @@ class RpcStream:
         return True
 
     async def call(self, method: str, *params, timeout: float, sent: bool = False,
-                   read: Optional[Callable[[int, bytearray], Awaitable]] = None):
+                   read: Optional[Callable[[int, bytearray, object], Awaitable]] = None):
         """The call's result; RpcError with the node's code when it answered with one,
         RpcTimeout past ``timeout``, RpcError("unreachable") when the connection failed
         (reopened once if the node had closed a kept one).  ``sent``: ``send_now`` wrote
@@ -236,7 +265,7 @@ class RpcStream:
                 # asyncio.timeout, not wait_for: no task of its own, so the reply is read
                 # in the caller's task (a tip's waitfornewblock: one loop iteration less)
                 async with asyncio.timeout(timeout):
-                    code, raw = await self._call(method, params, sent)
+                    code, raw, ahead = await self._call(method, params, sent)
             except TimeoutError:
                 self.close()
                 raise RpcTimeout(f"{method} timed out") from None
@@ -249,7 +278,8 @@ class RpcStream:
                     from None
             if code == 401:  # credentials refused: the next call reads them again
                 self.close()
-            return await read(code, raw) if read is not None else read_reply(method, code, raw)
+            return await read(code, raw, ahead) if read is not None \
+                else read_reply(method, code, raw)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _write_request(self, method: str, params) -> None:
