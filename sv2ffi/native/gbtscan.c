@@ -11,7 +11,8 @@
  * HELPER_MIN_CPUS); what is left for Python is one tuple per transaction.
  *
  *   scan(reply: bytes | bytearray, refs: dict | None = None, helper: bool | None = None,
- *        memo: capsule | None = None, memo_txs: list | None = None)
+ *        memo: capsule | None = None, memo_txs: list | None = None,
+ *        ahead: capsule | None = None)
  *       -> (fields, txs, merkle_path, witness_root, totals, matched, memo) or None
  *
  * ``reply`` is the whole JSON-RPC reply ({"result": {...}, "error": null, "id": ...}).
@@ -46,6 +47,14 @@
  * ``refs`` maps each of those wtxids to that object, which the caller must see to
  * (sources/gbt.py: nothing added to the interner since; TxInterner.generation).  It
  * spares the scan 3,000 scattered objects' reads after each block (MEMO_SAVES).
+ *
+ *   ahead(reply: bytes | bytearray, state, got: int) -> state
+ *
+ * A reply still arriving (its buffer of its whole length, ``got`` bytes in so far): the
+ * transactions array's whole items read as far as those bytes go, ``state`` None at
+ * first and then what the last call returned; ``scan(..., ahead=state)`` on the same
+ * buffer takes those items over (see "reading ahead" below).  Never raises for the
+ * reply's content.
  *
  * None means "not the common, well-formed shape": an error reply, a member of an
  * unexpected type, a duplicate member, an escaped string, a number that is not a plain
