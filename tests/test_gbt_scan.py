@@ -21,7 +21,8 @@ from sv2ffi import bitcoin as btc
 from sv2ffi.errors import InvalidTemplateError
 from sv2ffi.tp.regtest import RegtestChain
 from sv2ffi.tp.regtest_rpc import RegtestRpcServer
-from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, read_ahead, scan_reply
+from sv2ffi.tp.sources.gbt import (ScannedGbt, items_read_ahead, parse_gbt, read_ahead,
+                                   scan_reply)
 from sv2ffi.tp.template import TxInterner
 
 _gbtscan = pytest.importorskip("sv2ffi._gbtscan", reason="sv2ffi._gbtscan not built (no "
@@ -497,12 +498,14 @@ def test_the_scan_takes_the_items_read_ahead_over_once_and_only_from_their_buffe
     fee = json.loads(raw)["result"]["transactions"][0]["fee"]
     at = raw.index(b'"fee": %d' % fee) + len(b'"fee": ')
     buf, state = arrived(raw, [len(raw) // 2])
+    assert 0 < items_read_ahead(state) < 50
     other = bytearray(buf)
     for b in (buf, other):
         b[at:at + 1] = b"9" if raw[at:at + 1] != b"9" else b"8"
     changed = int(bytes(buf[at:at + len(str(fee))]))
     assert scan_reply(other, None, state).rows[0][2] == changed  # another buffer: ignored
     assert scan_reply(buf, None, state).rows[0][2] == fee  # read ahead: taken over
+    assert items_read_ahead(state) == 0
     assert scan_reply(buf, None, state).rows[0][2] == changed  # used up: read afresh
 
 

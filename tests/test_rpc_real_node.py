@@ -3,6 +3,7 @@
 Runs when ``SV2FFI_BITCOIND`` (else ``bitcoind`` on PATH) is set; skipped with the reason
 otherwise (tests/core_node.py).  What the built-in chain's endpoint cannot prove: a
 wallet-funded mempool of 500+ transactions in the templates exactly as Core orders them,
+a new tip's 0.4 MB reply read ahead as Core writes it (``gbt.read_ahead``),
 blocks mined through SV2 becoming Core's tip, a block found on a template several fee
 updates old accepted by Core, a node restart with a new cookie, a chain mismatch refused.
 """
@@ -69,6 +70,12 @@ def test_five_hundred_wallet_transactions_in_core_order_and_a_block_core_accepts
             snph = await c.wait_for(SetNewPrevHash, T)
             assert snph.prev_hash == node.tip
             await full_template(c, size)
+            # an empty block: the new tip's template still carries them all, and Core's
+            # reply for it (about 0.4 MB) has its transactions read as it arrives
+            node.rpc("generateblock", node.addr, [])
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.tip
+            await full_template(c, size)
             data = await c.request_transaction_data(c.state.current.template_id, T)
             assert isinstance(data, RequestTransactionDataSuccess)
             gbt = node.rpc("getblocktemplate", {"rules": ["segwit"]})
@@ -78,6 +85,7 @@ def test_five_hundred_wallet_transactions_in_core_order_and_a_block_core_accepts
                 # Core's own reply bytes are read by the C scanner (sv2ffi/native/
                 # gbtscan.c), never left to json, and read as json reads them
                 assert src.gbt_reads["decoded"] == 0 and src.gbt_reads["scanned"] > 0
+                assert src.gbt_reads["read ahead"] > 0
                 scanned = src.call_sync("getblocktemplate", {"rules": ["segwit"]})
                 assert isinstance(scanned, ScannedGbt)
                 a, b = parse_gbt(gbt, src.network), parse_gbt(scanned, src.network)

@@ -635,3 +635,43 @@ def test_a_tip_template_the_scanner_declines_is_decoded_by_json_off_the_loop(tmp
     finally:
         tp.stop()
         node.close()
+
+
+def test_a_tips_long_template_is_read_ahead_as_it_arrives_and_reads_as_the_nodes(tmp_path):
+    """A new tip's getblocktemplate reply of READ_AHEAD_MIN bytes or more has its
+    transactions read while the rest of it arrives (``gbt.read_ahead``, in the reply's
+    read callback), and the clients' full template is the node's all the same: its
+    transactions, in its order (RequestTransactionData)."""
+    from sv2ffi.tp.sources.gbt import scanner_built
+    node = Node(tmp_path, zmq=True)
+
+    def fill(n):
+        made = 0
+        while made < n:
+            made += node.chain.add_random_transactions(n - made)
+    node.do(fill, 700)  # about 0.36 MB of reply
+    tp, src = make_tp(node, tmp_path, poll_interval=30)  # the kick, not a poll, fetches it
+    try:
+        async def main():
+            c = await client(tp)
+            await c.wait_for(SetNewPrevHash, T)
+            # an empty block, so the new tip's template still carries the 700
+            addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
+            assert node.rpc().submitblock(node.rpc().generateblock(addr, [], False)["hex"]) \
+                is None
+            snph = await c.wait_for(SetNewPrevHash, T)
+            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template
+                                  and m.template_id > snph.template_id)
+            data = await c.request_transaction_data(nt.template_id, T)
+            want = node.do(lambda: node.chain.block_template())
+            assert list(data.transaction_list) == [t.data for t in want.txs]
+            assert len(want.txs) == 700
+            await c.close()
+
+        run(main())
+        if scanner_built():
+            assert src.gbt_reads["read ahead"] > 0 and src.gbt_reads["decoded"] == 0
+    finally:
+        tp.stop()
+        node.close()

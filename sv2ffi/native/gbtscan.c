@@ -1452,7 +1452,21 @@ static PyObject *ahead(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return cap;
 }
 
+static PyObject *ahead_read(PyObject *self, PyObject *state)
+{
+    (void)self;
+    if (!PyCapsule_IsValid(state, AHEAD_NAME)) {
+        PyErr_SetString(PyExc_TypeError, "ahead_read(state): a state from ahead()");
+        return NULL;
+    }
+    const ahead_t *a = PyCapsule_GetPointer(state, AHEAD_NAME);
+    return PyLong_FromSize_t(a->gave_up ? 0 : a->s.ntx);
+}
+
 static PyMethodDef methods[] = {
+    {"ahead_read", ahead_read, METH_O,
+     "ahead_read(state) -> int: the transactions a state from ahead() holds for a scan (0 "
+     "once a scan took them over, or when it stopped reading ahead)."},
     {"ahead", (PyCFunction)(void (*)(void))ahead, METH_FASTCALL,
      "ahead(reply, state, got) -> state: the transactions of a reply still arriving read as "
      "far as its first ``got`` bytes go (state None at first, then what the last call "

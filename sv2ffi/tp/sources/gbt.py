@@ -78,6 +78,11 @@ def read_ahead(raw: bytearray, state, got: int):
     return None if _gbtscan is None else _gbtscan.ahead(raw, state, got)
 
 
+def items_read_ahead(state) -> int:
+    """How many transactions a ``read_ahead`` state holds for the scan (0 once taken)."""
+    return 0 if state is None or _gbtscan is None else _gbtscan.ahead_read(state)
+
+
 def scan_reply(raw: Union[bytes, bytearray],
                interner: Optional[TxInterner] = None, ahead=None) -> Optional[ScannedGbt]:
     """The JSON-RPC reply's bytes read in C, or None: module not built, an error reply, or

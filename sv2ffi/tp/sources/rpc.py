@@ -43,7 +43,7 @@ from ..core import TipInfo
 from ..template import TxInterner
 from . import Source
 from . import gbt
-from .gbt import ScannedGbt, parse_gbt, read_ahead, scan_reply
+from .gbt import ScannedGbt, items_read_ahead, parse_gbt, read_ahead, scan_reply
 from .rpc_stream import RpcStream, RpcTimeout, read_reply
 
 log = logging.getLogger("sv2ffi.tp.rpc")
@@ -135,8 +135,9 @@ class RpcSource(Source):
         self._refreshed_at = float("-inf")
         self.skipped_polls = 0
         #: getblocktemplate replies read by the C scanner, and by the json module (the
-        #: scanner not built, or a reply of a shape it leaves to json)
-        self.gbt_reads = {"scanned": 0, "decoded": 0}
+        #: scanner not built, or a reply of a shape it leaves to json); "read ahead": of
+        #: those, new tips' replies whose transactions were read as they arrived
+        self.gbt_reads = {"scanned": 0, "decoded": 0, "read ahead": 0}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=6,
                                                            thread_name_prefix="sv2ffi-rpc")
         self._inflight: set = set()
@@ -570,6 +571,8 @@ class RpcSource(Source):
         The json module, the fallback for replies the scanner declines, runs on a pool
         thread: it would hold the loop for tens of milliseconds.  ``ahead``: the
         transactions the scanner read while the reply arrived (``gbt.read_ahead``)."""
+        if code == 200 and items_read_ahead(ahead):
+            self.gbt_reads["read ahead"] += 1
         scanned = scan_reply(raw, self._interner, ahead) if code == 200 else None
         if scanned is None:
             scanned = await asyncio.get_running_loop().run_in_executor(
