@@ -510,6 +510,11 @@ def test_the_scan_takes_the_items_read_ahead_over_once_and_only_from_their_buffe
 
 
 def test_read_ahead_says_what_it_wants():
+    raw = reply(chain_result(20))
+    buf, state = arrived(raw, [len(raw) * 3 // 4])
+    held = items_read_ahead(state)
+    assert held and read_ahead(buf, state, 10) is state and items_read_ahead(state) == held
+    assert scanned_as(scan_reply(buf, None, state)) == scanned_as(scan_reply(raw))
     buf = bytearray(reply(_good()))
     with pytest.raises(TypeError):
         read_ahead(buf, object(), 5)

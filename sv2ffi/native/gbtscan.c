@@ -1444,8 +1444,8 @@ static PyObject *ahead(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             else if (at < 0 || got >= AHEAD_FIND_MAX)
                 a->gave_up = 1;
         }
-        if (a->arr_at != 0 && !a->gave_up)
-            ahead_items(a, a->base, (size_t)got);
+        if (a->arr_at != 0 && !a->gave_up && (size_t)got > a->resume)
+            ahead_items(a, a->base, (size_t)got); /* (fewer bytes than last time: nothing) */
         Py_END_ALLOW_THREADS
     }
     PyBuffer_Release(&view);
