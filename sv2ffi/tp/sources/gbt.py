@@ -73,7 +73,7 @@ def read_ahead(raw: bytearray, state, got: int):
     ahead=state)`` to take over; ``state`` is None at first, then what the last call
     returned (``RpcStream.read_ahead``).  A 3,000-transaction reply takes 1-2 ms to
     arrive, and its scan after the last byte took as long again, on the way to the
-    clients' full template (issue 10); read ahead, about 0.6 ms is left after it.  None
+    clients' full template (issue 10); read ahead, 0.4-0.6 ms is left after it.  None
     when the scanner is not built."""
     return None if _gbtscan is None else _gbtscan.ahead(raw, state, got)
 
