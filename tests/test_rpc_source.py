@@ -80,6 +80,16 @@ async def client(tp, **kw):
                                    timeout=T, **kw)
 
 
+async def empty_block_tip(node, c):
+    """An empty block submitted to the node (its mempool stays): the client's
+    SetNewPrevHash for it."""
+    addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
+    assert node.rpc().submitblock(node.rpc().generateblock(addr, [], False)["hex"]) is None
+    snph = await c.wait_for(SetNewPrevHash, T)
+    assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+    return snph
+
+
 def wait_until(pred, timeout=T):
     deadline = time.monotonic() + timeout
     while not pred():
@@ -619,12 +629,7 @@ def test_a_tip_template_the_scanner_declines_is_decoded_by_json_off_the_loop(tmp
         async def main():
             c = await client(tp)
             await c.wait_for(SetNewPrevHash, T)
-            # an empty block, so the next template still carries the 12 transactions
-            addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
-            assert node.rpc().submitblock(node.rpc().generateblock(addr, [], False)["hex"]) \
-                is None
-            snph = await c.wait_for(SetNewPrevHash, T)
-            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            await empty_block_tip(node, c)  # the next template still carries the 12
             nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template)
             assert len(nt.merkle_path) == 4  # 13 leaves with the coinbase
             await c.close()
@@ -655,12 +660,7 @@ def test_a_tips_long_template_is_read_ahead_as_it_arrives_and_reads_as_the_nodes
         async def main():
             c = await client(tp)
             await c.wait_for(SetNewPrevHash, T)
-            # an empty block, so the new tip's template still carries the 700
-            addr = btc.script_address(btc.P2WSH_OP_TRUE, REGTEST)
-            assert node.rpc().submitblock(node.rpc().generateblock(addr, [], False)["hex"]) \
-                is None
-            snph = await c.wait_for(SetNewPrevHash, T)
-            assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
+            snph = await empty_block_tip(node, c)  # its template still carries the 700
             nt = await c.wait_for(NewTemplate, T, lambda m: not m.future_template
                                   and m.template_id > snph.template_id)
             data = await c.request_transaction_data(nt.template_id, T)

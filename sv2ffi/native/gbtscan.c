@@ -454,19 +454,24 @@ static int each_member(js_t *j, int (*fn)(js_t *, span_t, void *), void *ctx)
     }
 }
 
-/* An array's items: ``fn`` consumes each one. */
-static int each_item(js_t *j, int (*fn)(js_t *, void *), void *ctx)
+/* An array's items after its '[' (``after_item``: after an item, before its separator),
+ * to its ']': ``fn`` consumes each one. */
+static int items_on(js_t *j, int (*fn)(js_t *, void *), void *ctx, int after_item)
 {
-    if (!eat(j, '['))
-        return -1;
-    if (eat(j, ']'))
-        return 0;
+    if (after_item ? !eat(j, ',') : eat(j, ']'))
+        return after_item && !eat(j, ']') ? -1 : 0;
     for (;;) {
         if (fn(j, ctx) != 0)
             return -1;
         if (!eat(j, ','))
             return eat(j, ']') ? 0 : -1;
     }
+}
+
+/* An array's items: ``fn`` consumes each one. */
+static int each_item(js_t *j, int (*fn)(js_t *, void *), void *ctx)
+{
+    return eat(j, '[') ? items_on(j, fn, ctx, 0) : -1;
 }
 
 /* one transaction being read */
@@ -677,18 +682,7 @@ static int items_after_ahead(js_t *j, scan_t *s)
     a->gave_up = 1;
     s->ahead = NULL;
     j->p = s->base + a->resume;
-    if (s->ntx > 0) {
-        if (!eat(j, ','))
-            return eat(j, ']') ? 0 : -1;
-    } else if (eat(j, ']')) {
-        return 0;
-    }
-    for (;;) {
-        if (scan_tx(j, s) != 0)
-            return -1;
-        if (!eat(j, ','))
-            return eat(j, ']') ? 0 : -1;
-    }
+    return items_on(j, scan_tx, s, s->ntx > 0);
 }
 
 static int result_member(js_t *j, span_t k, void *ctx)
