@@ -64,7 +64,8 @@ def describe() -> str:
     if _gbtscan is None:
         return ("json (sv2ffi._gbtscan was not built: no OpenSSL libcrypto headers when the "
                 "package was built)")
-    return "C (sv2ffi._gbtscan: the reply and its merkle trees; json for unusual shapes)"
+    return ("C (sv2ffi._gbtscan: the reply and its merkle trees, a new tip's read as it "
+            "arrives; json for unusual shapes)")
 
 
 def read_ahead(raw: bytearray, state, got: int):
