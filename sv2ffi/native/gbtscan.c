@@ -604,41 +604,39 @@ static void ahead_capsule_free(PyObject *cap)
     ahead_free(PyCapsule_GetPointer(cap, AHEAD_NAME));
 }
 
+/* Looking for the result's transactions array with the scan's own walkers: a handler
+ * returns -1 to stop the walk once it is found (or the bytes run out before its '['). */
+typedef struct {
+    const unsigned char *base;
+    long at; /* >0 its offset, -1 "transactions" is not an array, 0 not found yet */
+} find_t;
+
+static int find_in_result(js_t *j, span_t k, void *ctx)
+{
+    find_t *f = ctx;
+    if (!key_is(k, "transactions"))
+        return skip_value(j, 2);
+    ws(j);
+    if (j->p < j->end)
+        f->at = *j->p == '[' ? (long)(j->p - f->base) : -1;
+    return -1;
+}
+
+static int find_in_reply(js_t *j, span_t k, void *ctx)
+{
+    return key_is(k, "result") ? each_member(j, find_in_result, ctx) : skip_value(j, 1);
+}
+
 /* The offset of the result's transactions array in the bytes so far: >0 found, 0 not yet
- * (cut short), -1 not there (give up). */
+ * (cut short, or not well formed: the caller stops looking past AHEAD_FIND_MAX), -1 not
+ * there (a whole reply without it, or not an array). */
 static long find_txs_array(const unsigned char *base, size_t avail)
 {
     js_t j = {base, base + avail};
-    if (!eat(&j, '{'))
-        return j.p == j.end ? 0 : -1;
-    for (;;) {
-        span_t k;
-        int escaped;
-        if (string_span(&j, &k, &escaped) != 0 || escaped || !eat(&j, ':'))
-            return 0;
-        if (key_is(k, "result")) {
-            if (!eat(&j, '{'))
-                return j.p == j.end ? 0 : -1;
-            for (;;) {
-                if (string_span(&j, &k, &escaped) != 0 || escaped || !eat(&j, ':'))
-                    return 0;
-                if (key_is(k, "transactions")) {
-                    ws(&j);
-                    if (j.p == j.end)
-                        return 0;
-                    return *j.p == '[' ? (long)(j.p - base) : -1;
-                }
-                if (skip_value(&j, 2) != 0)
-                    return 0;
-                if (!eat(&j, ','))
-                    return j.p == j.end ? 0 : -1; /* the result ended without it */
-            }
-        }
-        if (skip_value(&j, 1) != 0)
-            return 0;
-        if (!eat(&j, ','))
-            return j.p == j.end ? 0 : -1;
-    }
+    find_t f = {base, 0};
+    if (each_member(&j, find_in_reply, &f) == 0)
+        return -1;
+    return f.at;
 }
 
 /* The whole items from a->resume on, up to avail. */
