@@ -144,12 +144,40 @@ static void seal_and_send(EVP_CIPHER_CTX *ctx, const plain_t *pl, unsigned char 
     }
 }
 
+/* ChaCha20-Poly1305, fetched from OpenSSL's provider once (module init): given the
+ * legacy EVP_chacha20_poly1305() instead, OpenSSL 3 looks the cipher up in its provider
+ * store at every context's init, locks and a property query on the way to a tip's first
+ * send, where nothing is warm in the caches after a block (issue 10). */
+static EVP_CIPHER *cipher;
+/* The calling thread's context, kept between passes (freed when that thread ends); a
+ * context per pass cost its allocation and init on every tip. */
+static pthread_key_t ctx_key;
+
 static EVP_CIPHER_CTX *new_ctx(void)
 {
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    if (ctx != NULL && EVP_EncryptInit_ex(ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL) != 1) {
+    if (ctx != NULL && EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) != 1) {
         EVP_CIPHER_CTX_free(ctx);
         ctx = NULL;
+    }
+    return ctx;
+}
+
+static void free_ctx(void *ctx)
+{
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+/* This thread's kept context, made at its first pass; NULL if OpenSSL cannot make one. */
+static EVP_CIPHER_CTX *kept_ctx(void)
+{
+    EVP_CIPHER_CTX *ctx = pthread_getspecific(ctx_key);
+    if (ctx == NULL) {
+        ctx = new_ctx();
+        if (ctx != NULL && pthread_setspecific(ctx_key, ctx) != 0) {
+            EVP_CIPHER_CTX_free(ctx);
+            ctx = NULL;
+        }
     }
     return ctx;
 }
@@ -274,10 +302,9 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
     /* this thread's context and buffer first: without them no client is written to, and
      * the caller learns it before any nonce moved */
     unsigned char *buf = PyMem_Malloc(pl.total ? pl.total : 1);
-    EVP_CIPHER_CTX *ctx = new_ctx();
+    EVP_CIPHER_CTX *ctx = kept_ctx();
     if (buf == NULL || ctx == NULL) {
         PyMem_Free(buf);
-        EVP_CIPHER_CTX_free(ctx);
         PyMem_Free(jobs);
         Py_DECREF(result);
         return buf == NULL ? PyErr_NoMemory()
@@ -299,7 +326,6 @@ static PyObject *seal_send(PyObject *self, PyObject *const *args, Py_ssize_t nar
     take_clients(&ps, ctx, buf); /* returns once every client is taken */
     for (int h = 0; h < helpers; h++)
         pthread_join(helper[h], NULL);
-    EVP_CIPHER_CTX_free(ctx);
     PyMem_Free(buf);
     for (Py_ssize_t t = 0; t < nt; t++) {
         job_t *j = &jobs[t];
@@ -337,5 +363,16 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fanout(void)
 {
+    if (cipher == NULL) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+#else
+        cipher = (EVP_CIPHER *)EVP_chacha20_poly1305();
+#endif
+        if (cipher == NULL)
+            return PyErr_Format(PyExc_ImportError, "OpenSSL: no ChaCha20-Poly1305");
+        if (pthread_key_create(&ctx_key, free_ctx) != 0)
+            return PyErr_Format(PyExc_ImportError, "sv2ffi._fanout: no thread key");
+    }
     return PyModule_Create(&module);
 }
