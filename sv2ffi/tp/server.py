@@ -169,11 +169,10 @@ class TpService:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            before = self.core.tip
+            before, started = self.core.tip, self.metrics.clock()
             eff = self.core.new_tip(tip, time.monotonic(), reorg=reorg)
-            if self.core.tip is not before:  # not a late notification of an older block
-                self.metrics.on_new_tip(tip, eff)
-            self._dispatch(eff, then)
+            # counted once written, unless a late notification of an older block
+            self._dispatch(eff, then, (tip, started) if self.core.tip is not before else None)
         finally:
             if collecting:
                 gc.enable()
@@ -291,14 +290,19 @@ class TpService:
         self.clients.pop(sid, None)
         self._tell_constraints()
 
-    def _dispatch(self, eff: Effects, then: Optional[Callable[[], None]] = None) -> None:
+    def _dispatch(self, eff: Effects, then: Optional[Callable[[], None]] = None,
+                  tip: Optional[tuple] = None) -> None:
         """The effects carried out; ``then`` (a source's request that must not delay the
         tip, e.g. its full template) runs as soon as the clients are written to, before
-        any bookkeeping."""
+        any bookkeeping.  ``tip``: (TipInfo, when it reached the service) for a new tip's
+        effects, whose metrics start after the writes."""
         if eff.fan is not None or eff.unicasts:
-            self._write(eff, then)
-        elif then is not None:
-            then()
+            self._write(eff, then, tip)
+        else:
+            if then is not None:
+                then()
+            if tip is not None:
+                self.metrics.on_new_tip(tip[0], eff, tip[1])
         if eff.notes:
             eff.write_notes()
         if not eff:
@@ -312,7 +316,8 @@ class TpService:
             self._solution_tasks.add(task)
             task.add_done_callback(self._solution_tasks.discard)
 
-    def _write(self, eff: Effects, then: Optional[Callable[[], None]] = None) -> None:
+    def _write(self, eff: Effects, then: Optional[Callable[[], None]] = None,
+               tip: Optional[tuple] = None) -> None:
         """Every client's messages in one write each: a message is encoded once, split
         into header and payload once, and sealed per client; the clients are written to
         first, the bookkeeping (metrics) comes after.  The fan (a tip: every client the
@@ -354,6 +359,8 @@ class TpService:
                 self._write_group(sids, [parts(m) for m in k], unwritten)
         if then is not None:
             then()
+        if tip is not None:
+            self.metrics.on_new_tip(tip[0], eff, tip[1])
         self.metrics.on_written(eff, unwritten)
 
     def _write_group(self, sids, frames: list, unwritten: set) -> None:
