@@ -20,7 +20,9 @@ from sv2ffi.tp.regtest_rpc import RegtestRpcServer
 from sv2ffi.tp.runner import BackgroundLoop, TpThread
 from sv2ffi.tp.server import TpService
 from sv2ffi.tp.sources.gbt import scanner_built
+from sv2ffi.tp.sources import rpc as rpc_source
 from sv2ffi.tp.sources.rpc import RpcSource, parse_gbt
+from sv2ffi.tp.sources.rpc_stream import read_reply
 
 T = 20
 REGTEST = btc.NETWORKS["regtest"]
@@ -391,21 +393,40 @@ def test_malformed_getblocktemplate_results_are_typed_errors():
         parse_gbt(bad, REGTEST)
 
 
-def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp_path):
+async def predicted_ahead(src, tip_hash, timeout=T):
+    """Until the source has worked out the next block's tip for ``tip_hash`` (right after
+    the header it reads once a tip is out)."""
+    deadline = time.monotonic() + timeout
+    while not (src._prediction and src._prediction[0] == tip_hash):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no prediction for the new tip")
+        await asyncio.sleep(0.01)
+
+
+def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp_path,
+                                                                            monkeypatch):
     """Core's waitfornewblock returns as the block connects (ZMQ waits for the wallet):
     with our chain's last blocks known, the tip goes out before the header is read, from
     the protocol callback that read the reply's last byte (``RpcStream.on_reply``), not a
-    loop iteration later when the watch's task resumes."""
+    loop iteration later when the watch's task resumes.  On that path the reply is read
+    by ``read_tip_reply`` (the built-in endpoint writes bitcoind's form) and the tip comes
+    from the prediction worked out after the last block, not from a walk of the chain."""
     node = Node(tmp_path, zmq=True)
     node.server.zmq_delay = 0.3  # as bitcoind with a busy wallet, only later
     tp, src = make_tp(node, tmp_path, poll_interval=600)
     announced = []  # for each predicted tip: whether it left from the read callback
+    slow = []  # what took the slow roads on the way: the json module, the chain's walk
+    monkeypatch.setattr(rpc_source, "read_reply", lambda method, *a: slow.append(method)
+                        or read_reply(method, *a))
     try:
         async def main():
             c = await client(tp)
             first = await c.wait_for(SetNewPrevHash, T)
             await settled(src, first.prev_hash)
+            await predicted_ahead(src, first.prev_hash)
             real = src._announce_predicted
+            walk = src._predicted_tip
+            src._predicted_tip = lambda *a: slow.append("walk") or walk(*a)
 
             def announce(block_hash, height):
                 sent = real(block_hash, height)
@@ -422,6 +443,7 @@ def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp
                 assert snph.prev_hash == node.do(lambda: node.chain.tip_hash)
                 assert snph.header_timestamp > node.do(node.chain.median_time_past)
                 await settled(src, snph.prev_hash)
+                await predicted_ahead(src, snph.prev_hash)
             await c.close()
 
         run(main())
@@ -430,6 +452,7 @@ def test_waitfornewblock_brings_tips_without_zmq_and_without_a_header_lookup(tmp
         assert src.tip_signals["predicted"] == 3, src.tip_signals
         assert src.tip_signals["corrected"] == 0
         assert announced == [True] * 3, announced
+        assert "waitfornewblock" not in slow and "walk" not in slow, slow
     finally:
         tp.stop()
         node.close()
@@ -521,6 +544,12 @@ def test_predictions_only_where_the_rules_make_them_certain():
     # the block's median time past is at most the sixth smallest of the ten below it
     assert got.time >= sorted(times)[5] + 1
     assert src._predicted_tip(b"\x22" * 32, 100_702) is None  # not above our tip
+    # worked out ahead, the same values, kept for our tip only
+    src._prepare_prediction()
+    assert src._prediction == (tip, 100_701, 0x1703E8B3, sorted(times)[5])
+    src._tip_height = 100_701  # the tip moved on, its header not read yet
+    src._prepare_prediction()
+    assert src._prediction is None
     test = RpcSource("http://127.0.0.1:1/", network=btc.NETWORKS["test"], user="u", password="p")
     test._tip, test._tip_height, test._chain = src._tip, src._tip_height, dict(src._chain)
     assert test._predicted_tip(b"\x22" * 32, 100_701) is None  # min-difficulty rule

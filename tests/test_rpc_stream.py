@@ -6,9 +6,11 @@ import asyncio
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sv2ffi.errors import RpcError
-from sv2ffi.tp.sources.rpc_stream import RpcStream, RpcTimeout
+from sv2ffi.tp.sources.rpc_stream import RpcStream, RpcTimeout, read_reply, read_tip_reply
 
 
 def run(coro):
@@ -395,3 +397,60 @@ def test_a_long_body_is_read_ahead_as_it_arrives_and_the_state_goes_with_the_rep
             s.close()
             server.close()
     run(main())
+
+
+# ---- a waitfornewblock reply in bitcoind's own form -----------------------------------
+
+def core_reply(block_hash: bytes, height: int, rid, jsonrpc2: bool) -> bytes:
+    """As Core writes it (src/rpc/request.cpp JSONRPCReplyObj, UniValue::write without
+    indentation, then "\\n" in httprpc.cpp): result, error, id for a 1.0 request;
+    jsonrpc, result, id (no error when there is none) for a 2.0 one."""
+    result = {"hash": block_hash[::-1].hex(), "height": height}
+    reply = {"jsonrpc": "2.0", "result": result, "id": rid} if jsonrpc2 else \
+        {"result": result, "error": None, "id": rid}
+    return json.dumps(reply, separators=(",", ":")).encode() + b"\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 10**9 - 1),
+       st.one_of(st.none(), st.integers(0, 2**63 - 1)), st.booleans(), st.booleans())
+def test_a_tip_reply_in_cores_form_reads_as_the_json_module_reads_it(block_hash, height, rid,
+                                                                       jsonrpc2, as_array):
+    raw = core_reply(block_hash, height, rid, jsonrpc2)
+    raw = bytearray(raw) if as_array else raw  # the reader hands over its bytearray
+    r = read_reply("waitfornewblock", 200, raw)
+    assert read_tip_reply(raw) == (block_hash, height) == (bytes.fromhex(r["hash"])[::-1],
+                                                            r["height"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 10**9 - 1), st.booleans(),
+       st.data())
+def test_anything_else_is_left_to_the_json_module_and_nothing_is_misread(block_hash, height,
+                                                                        jsonrpc2, data):
+    """Another form (spaces, other keys, an error, upper-case hex, a cut or changed byte)
+    is None for the fast reader, or, where a changed byte still makes a reply it reads,
+    exactly what the json module reads from it too."""
+    raw = bytearray(core_reply(block_hash, height, 1, jsonrpc2))
+    how = data.draw(st.sampled_from(["byte", "cut", "spaces", "error", "extra", "upper"]))
+    if how == "byte":
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    elif how == "cut":
+        raw = raw[:data.draw(st.integers(0, len(raw) - 2))]
+    elif how == "spaces":
+        raw = bytearray(json.dumps(json.loads(raw)).encode())
+    elif how == "error":
+        raw = bytearray(b'{"result":null,"error":{"code":-1,"message":"x"},"id":1}\n')
+    elif how == "extra":
+        raw = raw.replace(b'"height"', b'"x":1,"height"')
+    else:
+        raw = raw.replace(block_hash[::-1].hex().encode(), block_hash[::-1].hex().upper().encode())
+    got = read_tip_reply(raw)
+    if how != "byte":
+        assert got is None or how == "upper" and block_hash[::-1].hex() == \
+            block_hash[::-1].hex().upper()  # no letter in the hex: the same bytes
+        return
+    if got is not None:
+        r = read_reply("waitfornewblock", 200, raw)
+        assert got == (bytes.fromhex(r["hash"])[::-1], r["height"])

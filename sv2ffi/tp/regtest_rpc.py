@@ -36,6 +36,13 @@ MAX_REQUEST = 8 << 20
 COOKIE_USER = "__cookie__"
 
 
+
+def _written(reply) -> bytes:
+    """A reply as bitcoind writes it: UniValue's compact JSON (no spaces; keys result,
+    error, id in that order) and a newline, so that readers of bitcoind's own form
+    (``rpc_stream.read_tip_reply``) meet it here too."""
+    return json.dumps(reply, separators=(",", ":")).encode() + b"\n"
+
 class RpcFailure(Exception):
     def __init__(self, code: int, message: str):
         super().__init__(message)
@@ -232,13 +239,13 @@ class RegtestRpcServer:
         try:
             req = json.loads(body)
         except ValueError:
-            return 500, json.dumps({"result": None, "id": None, "error": {
-                "code": -32700, "message": "Parse error"}}).encode()
+            return 500, _written({"result": None, "error": {
+                "code": -32700, "message": "Parse error"}, "id": None})
         if isinstance(req, list):
             out = [await self._one(r) for r in req]
-            return 200, json.dumps(out).encode()
+            return 200, _written(out)
         reply = await self._one(req)
-        return (500 if reply["error"] else 200), json.dumps(reply).encode()
+        return (500 if reply["error"] else 200), _written(reply)
 
     async def _one(self, req) -> dict:
         rid = req.get("id") if isinstance(req, dict) else None

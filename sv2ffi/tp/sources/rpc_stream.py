@@ -13,8 +13,10 @@ buffer of its length (``_ReplyReader``).
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import logging
+import re
 import time
 from typing import Awaitable, Callable, Optional, Union
 
@@ -365,3 +367,23 @@ def read_reply(method: str, code: int, raw: Union[bytes, bytearray]):
         raise RpcError(str(err.get("message", err)) if isinstance(err, dict) else str(err),
                        err.get("code") if isinstance(err, dict) else None)
     return reply.get("result")
+
+
+#: a waitfornewblock reply as bitcoind writes it (UniValue, no spaces, a newline after):
+#: ``{"result":{"hash":"<64 hex>","height":N},"error":null,"id":N}``, or the JSON-RPC
+#: 2.0 form without ``error``; nothing else in it, and nothing JSON would refuse
+_TIP_REPLY = re.compile(
+    rb'\{(?:"jsonrpc":"2\.0",)?"result":\{"hash":"([0-9a-f]{64})","height":(0|[1-9][0-9]{0,8})\}'
+    rb'(?:,"error":null)?,"id":(?:0|[1-9][0-9]{0,18}|null)\}[ \t\r\n]*')
+
+
+def read_tip_reply(raw: Union[bytes, bytearray]) -> Optional[tuple]:
+    """(block hash in internal order, height) from a waitfornewblock reply in bitcoind's own
+    form, or None for anything else (``read_reply`` then reads it, or says what is
+    wrong).  One match where the json module's walk of the same 120 bytes took 0.04-0.05
+    ms on the way to the clients after a block, with nothing in the caches (issue 10);
+    the match takes nothing the json module would read otherwise."""
+    m = _TIP_REPLY.fullmatch(raw)
+    if m is None:
+        return None
+    return binascii.unhexlify(m[1])[::-1], int(m[2])
