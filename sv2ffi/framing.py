@@ -45,6 +45,33 @@ def encode_header(extension_type: int, channel_msg: bool, msg_type: int, length:
     return ext.to_bytes(2, "little") + bytes((msg_type,)) + length.to_bytes(3, "little")
 
 
+def fixed_frame_packer(cls: type):
+    """For a message class whose fields are all fixed-size (integers, BOOL, fixed byte
+    strings: e.g. SetNewPrevHash), a function of its field values, in the schema's order,
+    to its whole frame: ``encode_message``'s bytes from one ``struct`` call behind a
+    header made once.  For a frame made on the way to the clients (a tip's
+    SetNewPrevHash: ``encode_message`` took 0.04-0.05 ms there after a block, with
+    nothing warm in the caches, issue 10).  The values are the caller's to get right, as
+    the struct takes them; a byte string of the wrong length is refused (``struct`` would
+    pad or cut it).  ValueError for a class this cannot pack."""
+    plan = codec._PLANS[cls]
+    if plan.tlvs or len(plan.steps) != 1 or plan.steps[0][2] is None \
+            or plan.steps[0][1] != len(plan.fields):
+        raise ValueError(f"{cls.__name__} has fields of variable size")
+    run = plan.steps[0][2]
+    spec = cls.SPEC
+    header = encode_header(spec.extension_type, spec.channel_msg, spec.msg_type, run.size)
+    pack, fixed = run.struct.pack, tuple(run.fixed)
+
+    def frame(*values) -> bytes:
+        for i, size in fixed:
+            if len(values[i]) != size:
+                raise errors.EncodeError(f"{len(values[i])} bytes where {size} are due",
+                                         message=spec.name, field=run.fields[i].name)
+        return header + pack(*values)
+    return frame
+
+
 def decode_header(data: bytes) -> tuple[int, bool, int, int]:
     """(extension_type, channel_msg, msg_type, length) from exactly 6 bytes."""
     if len(data) != FRAME_HEADER_SIZE:

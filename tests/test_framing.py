@@ -176,3 +176,31 @@ def test_garbage_stream_only_typed_errors():
                 break
             except (errors.CodecError,):
                 continue
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_message())
+def test_a_fixed_size_messages_packed_frame_is_encode_messages(msg):
+    """``fixed_frame_packer`` (a tip's SetNewPrevHash, framed on the way to the clients)
+    makes exactly ``encode_message``'s bytes for every message whose fields are all
+    fixed-size, and refuses the others when asked for one."""
+    cls = type(msg)
+    try:
+        pack = framing.fixed_frame_packer(cls)
+    except ValueError:
+        plan = framing.codec._PLANS[cls]
+        assert plan.tlvs or any(run is None for _, _, run in plan.steps) \
+            or len(plan.steps) != 1
+        return
+    assert pack(*msg.fields().values()) == encode_message(msg)
+
+
+def test_a_packed_frames_byte_strings_must_have_their_size():
+    from sv2ffi.messages import SetNewPrevHash
+    pack = framing.fixed_frame_packer(SetNewPrevHash)
+    ok = pack(1, b"\x01" * 32, 2, 0x207FFFFF, b"\x02" * 32)
+    assert ok == encode_message(SetNewPrevHash(1, b"\x01" * 32, 2, 0x207FFFFF, b"\x02" * 32))
+    with pytest.raises(errors.EncodeError, match="prev_hash"):
+        pack(1, b"\x01" * 31, 2, 0x207FFFFF, b"\x02" * 32)  # struct would pad it
+    with pytest.raises(errors.EncodeError, match="target"):
+        pack(1, b"\x01" * 32, 2, 0x207FFFFF, b"\x02" * 33)  # struct would cut it

@@ -49,17 +49,19 @@ from typing import Optional
 
 from .. import bitcoin as btc
 from ..errors import BlockRejectedError, ProtocolViolationError
-from ..framing import encode_message
+from ..framing import encode_message, fixed_frame_packer
 from ..messages import (CoinbaseOutputConstraints, Message, RequestExtensions,
                         RequestExtensionsError, RequestTransactionData,
                         RequestTransactionDataError, RequestTransactionDataSuccess,
-                        SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-                        SubmitSolution)
+                        SetNewPrevHash, SetupConnection, SetupConnectionError,
+                        SetupConnectionSuccess, SubmitSolution)
 from ..schema import ERROR_CODES, FRAME_HEADER_SIZE, PROTOCOL_VERSION
 from .template import BlockTemplate, Constraints, ServedTemplate, Work, select_transactions
 
 #: where a NewTemplate's template_id (its first field, U64) sits in its frame
 _ID_AT = FRAME_HEADER_SIZE
+#: a tip's SetNewPrevHash frame from its fields in the schema's order (all fixed-size)
+_SNPH_FRAME = fixed_frame_packer(SetNewPrevHash)
 
 log = logging.getLogger("sv2ffi.tp")
 
@@ -537,18 +539,20 @@ class TemplateProviderCore:
             work = Work.empty(tip.height, self._like_template(tip.height))
         st = self._tip_empty = self._cache(
             ServedTemplate(self._new_id(), work, now).activate(tip.prev_hash, tip.bits, tip.time))
-        nt, snph = st.new_template(True), st.set_new_prev_hash()
-        pre = self._next_empty_frame
-        if pre is not None and pre[0] is work:
-            frame = pre[1]
-            eff.frames[id(nt)] = b"".join((frame[:_ID_AT], st.template_id.to_bytes(8, "little"),
-                                           frame[_ID_AT + 8:]))
         tid, active, sids = st.template_id, _ACTIVE, []
         for s in self.sessions.values():
             if s.state is active:
                 s.last_sent_id = s.current_id = tid
                 sids.append(s.sid)
         if sids:
+            nt, snph = st.new_template(True), st.set_new_prev_hash()
+            pre = self._next_empty_frame
+            if pre is not None and pre[0] is work:
+                frame = pre[1]
+                eff.frames[id(nt)] = b"".join((frame[:_ID_AT], tid.to_bytes(8, "little"),
+                                               frame[_ID_AT + 8:]))
+            eff.frames[id(snph)] = _SNPH_FRAME(tid, tip.prev_hash, tip.time, tip.bits,
+                                               snph.target)
             eff.send_all(tuple(sids), (nt, snph))
         for c in [c for c, g in self.groups.items() if not g.members]:
             del self.groups[c]
