@@ -3,12 +3,16 @@
 Runs when ``SV2FFI_BITCOIND`` (else ``bitcoind`` on PATH) is set; skipped with the reason
 otherwise (tests/core_node.py).  What the built-in chain's endpoint cannot prove: a
 wallet-funded mempool of 500+ transactions in the templates exactly as Core orders them,
-a new tip's 0.4 MB reply read ahead as Core writes it (``gbt.read_ahead``),
+a new tip's 0.4 MB reply read ahead as Core writes it (``gbt.read_ahead``), Core's
+waitfornewblock reply in the form the tip path reads with one match,
 blocks mined through SV2 becoming Core's tip, a block found on a template several fee
 updates old accepted by Core, a node restart with a new cookie, a chain mismatch refused.
 """
 
 import asyncio
+import base64
+import http.client
+import json
 import subprocess
 
 import pytest
@@ -22,6 +26,7 @@ from sv2ffi.tp.runner import TpThread
 from sv2ffi.tp.server import TpService
 from sv2ffi.tp.sources.gbt import ScannedGbt, parse_gbt, scanner_built
 from sv2ffi.tp.sources.rpc import RpcSource
+from sv2ffi.tp.sources.rpc_stream import read_reply, read_tip_reply
 from test_client_cli import SV2FFI, Proc
 
 T = 120
@@ -193,3 +198,25 @@ def test_a_chain_mismatch_is_refused_and_nothing_is_served(node, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "runs chain 'regtest'" in out.stderr and "'signet'" in out.stderr
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_cores_own_waitfornewblock_reply_is_read_by_the_fast_reader(node, version):
+    """The tip path reads a waitfornewblock reply with one match of bitcoind's own form
+    (``read_tip_reply``; anything else goes to the json module, slower).  Core's reply,
+    for a JSON-RPC 1.0 request as the TP sends and for a 2.0 one, is that form, and reads
+    as the json module reads it (src/rpc/request.cpp JSONRPCReplyObj, httprpc.cpp)."""
+    user, pw = node.cookie.read_text().strip().split(":", 1)
+    conn = http.client.HTTPConnection("127.0.0.1", node.rpc_port, timeout=T)
+    body = json.dumps({"jsonrpc": version, "id": 7, "method": "waitfornewblock",
+                       "params": [1]})  # waits 1 ms: the current tip
+    conn.request("POST", "/", body, {
+        "Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode(),
+        "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    raw = resp.read()
+    conn.close()
+    assert resp.status == 200, raw
+    r = read_reply("waitfornewblock", 200, raw)
+    assert read_tip_reply(raw) == (btc.hash_from_hex(r["hash"]), r["height"]), raw
+    assert read_tip_reply(raw) == (node.tip, node.rpc("getblockcount"))
