@@ -36,12 +36,12 @@ MAX_REQUEST = 8 << 20
 COOKIE_USER = "__cookie__"
 
 
-
 def _written(reply) -> bytes:
     """A reply as bitcoind writes it: UniValue's compact JSON (no spaces; keys result,
     error, id in that order) and a newline, so that readers of bitcoind's own form
     (``rpc_stream.read_tip_reply``) meet it here too."""
     return json.dumps(reply, separators=(",", ":")).encode() + b"\n"
+
 
 class RpcFailure(Exception):
     def __init__(self, code: int, message: str):
