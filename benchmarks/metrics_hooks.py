@@ -51,7 +51,7 @@ def one_run(n: int, rounds: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         eff = core.new_tip(tip, now)
         t1 = time.perf_counter()
-        metrics.on_new_tip(tip, eff)
+        metrics.on_new_tip(tip, eff, metrics.clock())
         t2 = time.perf_counter()
         metrics.on_written(eff, set())  # as the service reports the writes
         t3 = time.perf_counter()

@@ -363,16 +363,18 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__fanout(void)
 {
-    if (cipher == NULL) {
+    if (cipher == NULL) { /* both or neither: a failed import may be tried again */
+        if (pthread_key_create(&ctx_key, free_ctx) != 0)
+            return PyErr_Format(PyExc_ImportError, "sv2ffi._fanout: no thread key");
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
         cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
 #else
         cipher = (EVP_CIPHER *)EVP_chacha20_poly1305();
 #endif
-        if (cipher == NULL)
+        if (cipher == NULL) {
+            pthread_key_delete(ctx_key);
             return PyErr_Format(PyExc_ImportError, "OpenSSL: no ChaCha20-Poly1305");
-        if (pthread_key_create(&ctx_key, free_ctx) != 0)
-            return PyErr_Format(PyExc_ImportError, "sv2ffi._fanout: no thread key");
+        }
     }
     return PyModule_Create(&module);
 }

@@ -551,8 +551,8 @@ class TemplateProviderCore:
                 frame = pre[1]
                 eff.frames[id(nt)] = b"".join((frame[:_ID_AT], tid.to_bytes(8, "little"),
                                                frame[_ID_AT + 8:]))
-            eff.frames[id(snph)] = _SNPH_FRAME(tid, tip.prev_hash, tip.time, tip.bits,
-                                               snph.target)
+            eff.frames[id(snph)] = _SNPH_FRAME(snph.template_id, snph.prev_hash,
+                                               snph.header_timestamp, snph.n_bits, snph.target)
             eff.send_all(tuple(sids), (nt, snph))
         for c in [c for c, g in self.groups.items() if not g.members]:
             del self.groups[c]

@@ -179,17 +179,16 @@ class TpMetrics:
                 limit = "transaction-data" if "RequestTransactionData" in str(why) else "messages"
                 self.rate_limit_disconnects[limit] += 1
 
-    def on_new_tip(self, tip, eff, started: Optional[float] = None) -> None:
+    def on_new_tip(self, tip, eff, started: float) -> None:
         """The effects of a new tip, as soon as the clients were written to (before
         ``on_written`` counts them): every client that gets a SetNewPrevHash in them is
-        waited for, from ``started`` (the service's clock when the tip reached it; now
-        if not given).  None of it runs before the writes: after a block, with nothing
-        in the caches, it took 0.02-0.03 ms on the way to the first client (issue 10)."""
-        now = self.clock() if started is None else started
+        waited for, from ``started`` (this clock when the tip reached the service).  None
+        of it runs before the writes: after a block, with nothing in the caches, it took
+        0.02-0.03 ms on the way to the first client (issue 10)."""
         self._finish_tip(incomplete=True)
         self.tip_height = tip.height
         pending = eff.receivers_of(SetNewPrevHash)
-        self._tip = (_TipFanout(tip.prev_hash, tip.height, now, pending, eff)
+        self._tip = (_TipFanout(tip.prev_hash, tip.height, started, pending, eff)
                      if pending else None)
         if not pending:  # nothing to wait for: the tip's line now (else once it is written)
             log.info("new tip %s: block height %d, no clients to send it to",
